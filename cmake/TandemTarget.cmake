@@ -1,0 +1,32 @@
+# tandem_warnings(target): our own code builds with -Wall -Wextra -Werror.
+function(tandem_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+endfunction()
+
+# tandem_library(name SOURCES... [DEPS ...] [PUBLIC_DEPS ...]):
+# one static library per src/ folder; headers are included as "<folder>/file.h" from src/.
+function(tandem_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;PUBLIC_DEPS" ${ARGN})
+  if(NOT ARG_SOURCES)
+    # A folder with headers only (so far): an interface library keeps the graph intact.
+    add_library(${name} INTERFACE)
+    target_include_directories(${name} INTERFACE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/include)
+    target_link_libraries(${name} INTERFACE ${ARG_DEPS} ${ARG_PUBLIC_DEPS})
+    return()
+  endif()
+  add_library(${name} STATIC ${ARG_SOURCES})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/include)
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} PUBLIC ${ARG_PUBLIC_DEPS})
+  tandem_warnings(${name})
+endfunction()
+
+# tandem_test(name SOURCES... DEPS ...): a GoogleTest program registered with CTest.
+function(tandem_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE TANDEM_FIXTURES="${TANDEM_FIXTURES}"
+                                            TANDEM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  tandem_warnings(${name})
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+endfunction()
