@@ -3,6 +3,7 @@
 # then configures and builds Tandem into ./build (Release, runtime CPU dispatch).
 #   scripts/setup.sh            # build into ./build
 #   BUILD_DIR=b SANITIZE=1 scripts/setup.sh   # ASan + UBSan build into ./b
+#   PACKAGES_ONLY=1 scripts/setup.sh          # install packages, build nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,8 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "${PACKAGES_ONLY:-0}" = 1 ] && exit 0
 
 BUILD_DIR=${BUILD_DIR:-build}
 args=(-G Ninja -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-Release})
