@@ -1,0 +1,107 @@
+// matmul / get_row / (de)quantize_row entry points: one dispatch per call.
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/gemm_internal.h"
+#include "kernels/kernels.h"
+#include "kernels/quant_internal.h"
+#include "kernels/thread_pool.h"
+
+namespace tandem::kernels {
+namespace {
+
+// Rows per work item. GEMV: small blocks balance threads. Multi-column: the
+// kernels sweep all activation columns once per row block, so larger blocks
+// (weights of the block stay in L2) cut the re-reads of the activations.
+constexpr int64_t kRowBlockGemv = 16;
+constexpr int64_t kRowBlockGemm = 64;
+
+// Per-thread scratch for the converted activations (grows, never shrinks).
+std::vector<unsigned char>& act_scratch() {
+  thread_local std::vector<unsigned char> buf;
+  return buf;
+}
+
+// Weight types without a dot kernel: dequantize each row, then an F32 dot.
+void gemm_rows_dequant(const GemmTask& t, int64_t r0, int64_t r1) {
+  const Matrix& w = *t.w;
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(w.cols));
+  const char* base = static_cast<const char*>(w.data);
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_row_scalar(w.type, base + static_cast<size_t>(r) * w.row_stride, row.data(), w.cols);
+    for (int c = 0; c < t.n_cols; ++c)
+      t.y[static_cast<size_t>(c) * w.rows + r] =
+          dot_scalar(DType::F32, row.data(), static_cast<const char*>(t.act) + c * t.act_row_bytes, w.cols);
+  }
+}
+
+QuantActFn quant_act_for(CpuPath p, DType act) {
+  QuantActFn f = nullptr;
+  if (p == CpuPath::kAvx512) f = quant_act_avx512(act);
+  if (!f && p >= CpuPath::kAvx2) f = quant_act_avx2(act);
+  return f ? f : quantize_act_row_scalar;
+}
+
+GemmRowsFn gemm_for(CpuPath p, DType w) {
+  if (!has_dot(w)) return gemm_rows_dequant;
+  GemmRowsFn f = nullptr;
+  if (p == CpuPath::kAvx512) f = gemm_rows_avx512(w);
+  if (!f && p >= CpuPath::kAvx2) f = gemm_rows_avx2(w);
+  return f ? f : gemm_rows_scalar;
+}
+
+}  // namespace
+
+void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& pool) {
+  if (n_cols <= 0 || w.rows <= 0) return;
+  const CpuPath path = active_cpu_path();
+  const DType at = has_dot(w.type) ? act_type_for(w.type) : DType::F32;
+  const GemmRowsFn rows_fn = gemm_for(path, w.type);
+
+  // 1. Activations into the dot format (F32 weights use x as is).
+  GemmTask task;
+  task.w = &w;
+  task.n_cols = n_cols;
+  task.y = y;
+  if (at == DType::F32) {
+    task.act = x;
+    task.act_row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
+  } else {
+    const size_t rb = row_bytes(at, w.cols);
+    std::vector<unsigned char>& buf = act_scratch();
+    if (buf.size() < rb * static_cast<size_t>(n_cols)) buf.resize(rb * static_cast<size_t>(n_cols));
+    unsigned char* dst = buf.data();
+    const QuantActFn q = quant_act_for(path, at);
+    const int64_t cols = w.cols;
+    auto quant = [&](int64_t c0, int64_t c1, int) {
+      for (int64_t c = c0; c < c1; ++c) q(at, x + c * cols, dst + c * rb, cols);
+    };
+    if (n_cols >= 4 * pool.size()) pool.parallel_for(n_cols, quant);
+    else quant(0, n_cols, 0);
+    task.act = dst;
+    task.act_row_bytes = rb;
+  }
+
+  // 2. Rows split statically across the pool; every y element is computed by
+  //    exactly one thread with the same code, so results do not depend on it.
+  const int64_t rb = n_cols >= 8 ? kRowBlockGemm : kRowBlockGemv;
+  const int64_t n_blocks = (w.rows + rb - 1) / rb;
+  pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
+    // one row block at a time, so each block's sweep over the columns reuses its weights
+    for (int64_t b = b0; b < b1; ++b) rows_fn(task, b * rb, std::min(w.rows, (b + 1) * rb));
+  });
+}
+
+void get_row(const Matrix& w, int64_t id, float* out) {
+  dequantize_row(w.type, static_cast<const char*>(w.data) + static_cast<size_t>(id) * w.row_stride, out, w.cols);
+}
+
+void dequantize_row(DType t, const void* src, float* dst, int64_t n) { dequantize_row_scalar(t, src, dst, n); }
+
+bool quantize_row(DType t, const float* src, void* dst, int64_t n) {
+  return quantize_row_scalar(t, src, dst, n);
+}
+
+}  // namespace tandem::kernels

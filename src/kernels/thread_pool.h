@@ -1,0 +1,69 @@
+#pragma once
+// A fixed pool of worker threads for data-parallel kernels.
+//
+// parallel_for(n, fn) splits [0, n) statically into size() contiguous ranges;
+// thread t (the calling thread is t = 0) runs fn(begin, end, t) on range t
+// (empty ranges are skipped). Workers wait on a generation counter: they spin
+// with pause, then yield, then sleep on a condition variable, so decode steps
+// wake them in microseconds while an idle pool costs no CPU. (Not
+// std::atomic::wait: libstdc++ 12 can miss its notify, which deadlocked -t 2.)
+// A parallel_for issued from inside a worker runs inline (no nesting).
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace tandem::kernels {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  template <typename F>
+  void parallel_for(int64_t n, F&& fn) {
+    if (n <= 0) return;
+    int index = 0;
+    if (n_threads_ == 1 || n == 1 || inside(&index)) {
+      fn(int64_t{0}, n, index);
+      return;
+    }
+    using Fn = std::remove_reference_t<F>;
+    run(n, [](void* ctx, int64_t b, int64_t e, int t) { (*static_cast<Fn*>(ctx))(b, e, t); },
+        const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using Thunk = void (*)(void*, int64_t, int64_t, int);
+  void run(int64_t n, Thunk thunk, void* ctx);
+  // True when called from one of this pool's threads while it runs a job
+  // (*index = that thread's index). The thread-local state lives in the .cpp:
+  // no thread_local is touched from inline code in other translation units.
+  bool inside(int* index) const;
+  void worker(int index);
+  void run_range(int index);
+  void wake_sleepers();
+
+  int n_threads_;
+  std::vector<std::thread> threads_;
+  std::mutex run_mutex_;                 // one parallel_for at a time per pool
+  std::atomic<uint32_t> generation_{0};  // bumped to start a job
+  std::mutex sleep_mutex_;               // guards the sleep path only
+  std::condition_variable wake_;
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> pending_{0};          // workers still running the current job
+  std::atomic<bool> stop_{false};
+  // Current job (written before generation_ is bumped).
+  int64_t job_n_ = 0;
+  Thunk job_thunk_ = nullptr;
+  void* job_ctx_ = nullptr;
+};
+
+}  // namespace tandem::kernels
