@@ -1,0 +1,97 @@
+#pragma once
+// The recurrent store: n_slots state slots; for every recurrent layer a conv
+// buffer [n_slots][conv_width-1][conv_channels] f32 and an SSM buffer
+// [n_slots][n_head][head_dim][d_state] f32. A live sequence owns one slot;
+// sequences made by seq_cp share a slot (refcount) until one of them is
+// written (copy-on-write in HybridMemory::apply).
+//
+// n_slots = n_seq_max suffices: every used slot has at least one owning
+// sequence and every sequence owns at most one slot.
+//
+// Journal: begin_journal() copies the (small) slot/sequence metadata; before a
+// slot that existed at the start is written in place, backup_slot() keeps a
+// copy of its state. undo_journal() restores both exactly.
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "core/aligned.h"
+#include "memory/views.h"
+
+namespace tandem::memory {
+
+class RecurrentStore {
+ public:
+  struct Layer {
+    int model_layer = 0;
+    RecurrentSpec spec;
+    size_t conv_elems = 0, ssm_elems = 0;  // floats per slot
+    AlignedBuffer conv, ssm;
+  };
+  struct SeqState {
+    int32_t slot = -1;     // -1: empty (fresh sequence or reset)
+    int32_t pos_min = -1;  // first position the state has absorbed
+    int32_t pos_max = -1;  // last position the state has absorbed
+    bool operator==(const SeqState&) const = default;
+  };
+
+  RecurrentStore() = default;
+  RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max);
+
+  bool empty() const { return layers_.empty(); }
+  int n_slots() const { return static_cast<int>(refcount_.size()); }
+  int n_layers() const { return static_cast<int>(layers_.size()); }
+  Layer& layer(int i) { return layers_[i]; }
+  const Layer& layer(int i) const { return layers_[i]; }
+  int local_index(int model_layer) const;
+  // Floats of one slot over all recurrent layers (conv then ssm, layer by layer).
+  size_t slot_floats() const { return slot_floats_; }
+  static size_t slot_floats_for(const std::vector<LayerSpec>& layers);
+
+  float* conv(int i, int slot) { return layers_[i].conv.as<float>() + size_t(slot) * layers_[i].conv_elems; }
+  float* ssm(int i, int slot) { return layers_[i].ssm.as<float>() + size_t(slot) * layers_[i].ssm_elems; }
+
+  const SeqState& seq(int s) const { return seqs_[s]; }
+  SeqState& seq_mut(int s) { return seqs_[s]; }
+  int32_t refcount(int slot) const { return refcount_[slot]; }
+  int n_slots_used() const;
+
+  // Slot management (metadata only).
+  int alloc_slot();                   // a slot with refcount 0, refcount set to 0 still; -1 if none
+  void attach(int s, int slot);       // s must be empty
+  void detach(int s);                 // s becomes empty (positions reset)
+  void set_refcounts(std::vector<int32_t> rc) { refcount_ = std::move(rc); }
+  void set_seqs(std::vector<SeqState> st) { seqs_ = std::move(st); }
+  const std::vector<int32_t>& refcounts() const { return refcount_; }
+  const std::vector<SeqState>& seqs() const { return seqs_; }
+
+  // Slot data.
+  void zero_slot(int slot);
+  void copy_slot(int dst, int src);
+  void read_slot(int slot, float* out) const;   // slot_floats()
+  void write_slot(int slot, const float* in);
+
+  void clear();
+
+  void begin_journal();
+  // Keep a copy of `slot` before its first in-place write in this journal
+  // (no-op for slots that were free when the journal began, or already kept).
+  void backup_slot(int slot);
+  void end_journal();
+  void undo_journal();
+  bool journaling() const { return journal_open_; }
+
+ private:
+  std::vector<Layer> layers_;
+  std::vector<int> local_;
+  size_t slot_floats_ = 0;
+  std::vector<int32_t> refcount_;  // [n_slots]
+  std::vector<SeqState> seqs_;     // [n_seq_max]
+
+  bool journal_open_ = false;
+  std::vector<int32_t> saved_refcount_;
+  std::vector<SeqState> saved_seqs_;
+  std::map<int, std::vector<float>> backups_;
+};
+
+}  // namespace tandem::memory
