@@ -1,0 +1,41 @@
+// `tandem quantize IN.gguf OUT.gguf TYPE`: re-store a model's weight matrices.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+
+#include "command.h"
+#include "model/tools/quantize.h"
+
+namespace {
+
+int run_quantize(int argc, char** argv) {
+  CLI::App app{"Quantize (or convert) the weight matrices of a GGUF model"};
+  app.name(argv[0]);
+  std::string in, out, type;
+  tandem::model::QuantizeOptions opts;
+  app.add_option("in", in, "input .gguf")->required();
+  app.add_option("out", out, "output .gguf")->required();
+  app.add_option("type", type, "target: " + tandem::model::quant_target_names())->required();
+  app.add_option("-t,--threads", opts.n_threads, "worker threads (default: all cores, at most 8)");
+  CLI11_PARSE(app, argc, argv);
+  auto target = tandem::model::parse_quant_target(type);
+  if (!target.is_ok()) {
+    std::fprintf(stderr, "tandem quantize: error: %s\n", target.status().to_string().c_str());
+    return 2;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto st = tandem::model::quantize_gguf(in, out, *target, opts);
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "tandem quantize: error: %s\n", st.status().to_string().c_str());
+    return 1;
+  }
+  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wrote %s (%s): %d tensors converted, %d copied, %.1f MiB -> %.1f MiB in %.2f s\n",
+              out.c_str(), target->name.c_str(), st->n_converted, st->n_copied,
+              static_cast<double>(st->bytes_in) / (1 << 20), static_cast<double>(st->bytes_out) / (1 << 20), sec);
+  return 0;
+}
+
+tandem::tools::CommandRegistration reg("quantize", "quantize a GGUF model's weights", run_quantize);
+
+}  // namespace
