@@ -1,0 +1,3 @@
+#pragma once
+// The sampler is part of the public API (std only); internal code includes it here.
+#include "tandem/sampler.h"

@@ -1,0 +1,41 @@
+#pragma once
+// OpenAI-shaped JSON bodies of completion responses, streaming chunks
+// included, and the server-sent-event source that turns a Ticket's updates
+// into `data: {...}` events ending with `data: [DONE]`.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/server/api.h"
+#include "runtime/server/scheduler.h"
+#include "tandem/tandem.h"
+
+namespace tandem::server {
+
+struct ResponseMeta {
+  std::string id;      // "cmpl-..." / "chatcmpl-..."
+  std::string model;
+  int64_t created = 0; // unix seconds
+  bool chat = false;
+  int logprobs = -1;   // as in the request (-1: none)
+  int n = 1;
+};
+
+// The accumulated result of one choice (non-streaming responses).
+struct ChoiceResult {
+  std::string text;
+  std::vector<TokenLogprob> logprobs;
+  std::string finish_reason;
+};
+
+std::string format_final(const ResponseMeta& m, const std::vector<ChoiceResult>& choices, int prompt_tokens,
+                         int completion_tokens, const Model& model);
+
+// A streaming source over a ticket (cancels the request when dropped early).
+std::shared_ptr<EventSource> make_event_stream(std::shared_ptr<Ticket> ticket, ResponseMeta meta,
+                                               const Model& model);
+
+std::string random_id(const char* prefix);
+
+}  // namespace tandem::server

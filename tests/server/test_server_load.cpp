@@ -1,0 +1,112 @@
+// `tandem serve` under load: 16 concurrent clients on 4 sequences (continuous
+// batching must not change greedy results), a client that aborts mid-stream
+// (its sequence is freed, the server keeps serving), a full queue (503 +
+// Retry-After) and the per-request time limit (408).
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "server_process.h"
+#include "server_test_util.h"
+
+namespace tandem::test {
+namespace {
+
+const char* kPrompts[] = {"Once upon a time", "The little dog", "Lily wanted to", "One day, a bird",
+                          "Tom and Sue went", "There was a big", "The sun was", "Mom said"};
+
+TEST(ServerLoad, SixteenClientsOnFourSequencesMatchSingleRuns) {
+  auto m = Model::load(bundled_model());
+  ASSERT_TRUE(m.ok()) << m.error();
+  ServerProcess srv({"-m", bundled_model(), "--parallel", "4", "--ctx", "128", "-t", "2"});
+  ASSERT_TRUE(srv.ok()) << srv.error();
+  constexpr int kClients = 16;
+  // Different lengths so prefill chunks and decode steps of different requests mix.
+  auto max_tokens = [](int i) { return 12 + 3 * (i % 5); };
+  std::vector<std::future<JsonReply>> futs;
+  for (int i = 0; i < kClients; ++i)
+    futs.push_back(std::async(std::launch::async, [&, i] {
+      return post_json(srv.port(), "/v1/completions",
+                       json{{"prompt", kPrompts[i % 8]}, {"max_tokens", max_tokens(i)}, {"temperature", 0}});
+    }));
+  for (int i = 0; i < kClients; ++i) {
+    JsonReply r = futs[i].get();
+    ASSERT_EQ(r.status, 200) << "client " << i << ": " << r.raw;
+    const Reference ref = greedy_reference(**m, (*m)->tokenize(kPrompts[i % 8]), max_tokens(i));
+    EXPECT_EQ(r.body["choices"][0]["text"], ref.text) << "client " << i;
+    EXPECT_EQ(r.body["usage"]["completion_tokens"], ref.tokens.size()) << "client " << i;
+  }
+  auto met = get_json(srv.port(), "/metrics");
+  EXPECT_EQ(metric(met.raw, "tandem_requests_active"), 0);
+  EXPECT_EQ(metric(met.raw, "tandem_sequences_busy"), 0);
+  EXPECT_GE(metric(met.raw, "tandem_generated_tokens_total"), 16 * 12);
+}
+
+TEST(ServerLoad, AbortedStreamFreesItsSequence) {
+  auto m = Model::load(bundled_model());
+  ASSERT_TRUE(m.ok()) << m.error();
+  const std::string eos = std::to_string((*m)->eos());  // banned below so the generation runs long
+  ServerProcess srv({"-m", bundled_model(), "--parallel", "2", "--ctx", "4096", "-t", "1"});
+  ASSERT_TRUE(srv.ok()) << srv.error();
+  // A long generation; the client reads a few events and hangs up.
+  auto s = post_sse(srv.port(), "/v1/completions",
+                    json{{"prompt", "Once upon a time"}, {"max_tokens", 4000}, {"temperature", 0},
+                         {"logit_bias", {{eos, -100}}}, {"stream", true}},
+                    /*stop_after=*/5);
+  EXPECT_EQ(s.events.size(), 5u);
+  // The sequence must be released at a following step (bounded wait).
+  double busy = -1, slots = -1, cells = -1, generated = -1;
+  for (int i = 0; i < 200; ++i) {
+    auto met = get_json(srv.port(), "/metrics");
+    busy = metric(met.raw, "tandem_sequences_busy");
+    slots = metric(met.raw, "tandem_recurrent_slots_used");
+    cells = metric(met.raw, "tandem_kv_cells_used");
+    generated = metric(met.raw, "tandem_generated_tokens_total");
+    if (busy == 0 && slots == 0 && cells == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(busy, 0);
+  EXPECT_EQ(slots, 0);
+  EXPECT_EQ(cells, 0);
+  EXPECT_LT(generated, 4000) << "the aborted request ran to completion instead of being cancelled";
+  // And the server keeps serving.
+  auto r = post_json(srv.port(), "/v1/completions", json{{"prompt", "The dog"}, {"max_tokens", 5}, {"temperature", 0}});
+  EXPECT_EQ(r.status, 200) << r.raw;
+  EXPECT_TRUE(srv.alive());
+}
+
+TEST(ServerLoad, FullQueueGets503AndTimeLimitGets408) {
+  auto m = Model::load(bundled_model());
+  ASSERT_TRUE(m.ok()) << m.error();
+  const std::string eos = std::to_string((*m)->eos());
+  ServerProcess srv({"-m", bundled_model(), "--parallel", "1", "--queue", "0", "--ctx", "32768", "-t", "1",
+                     "--timeout", "1"});
+  ASSERT_TRUE(srv.ok()) << srv.error();
+  // Occupies the only sequence until the 1 s limit ends it (32768 tokens take far longer).
+  auto longreq = std::async(std::launch::async, [&] {
+    return post_json(srv.port(), "/v1/completions",
+                     json{{"prompt", "Once upon a time"}, {"max_tokens", 100000}, {"temperature", 0},
+                          {"logit_bias", {{eos, -100}}}});
+  });
+  // Wait until it holds the sequence.
+  for (int i = 0; i < 200; ++i) {
+    if (metric(get_json(srv.port(), "/metrics").raw, "tandem_sequences_busy") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto r = post_json(srv.port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(r.status, 503) << r.raw;
+  EXPECT_EQ(r.body["error"]["code"], "queue_full");
+  bool retry_after = false;
+  for (const auto& [k, v] : r.headers) retry_after = retry_after || k == "Retry-After";
+  EXPECT_TRUE(retry_after);
+  JsonReply lr = longreq.get();
+  EXPECT_EQ(lr.status, 408) << lr.raw;
+  EXPECT_EQ(lr.body["error"]["type"], "timeout_error");
+  // Afterwards the sequence is free again.
+  auto ok = post_json(srv.port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(ok.status, 200) << ok.raw;
+}
+
+}  // namespace
+}  // namespace tandem::test
