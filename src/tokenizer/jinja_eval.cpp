@@ -565,6 +565,7 @@ std::vector<size_t> code_point_offsets(const std::string& s) {
 }
 
 Result<std::string> render(const Program& program, const Value& context, const RenderLimits& limits) {
+  ContainerArena arena;  // declared first: it empties what the evaluator leaves behind
   Evaluator ev(context, limits);
   return ev.run(program);
 }

@@ -395,7 +395,12 @@ class Parser {
           a->kind = Expr::Kind::kIndex;
           a->args.push_back(std::move(e));
           auto lit = make(Expr::Kind::kLiteral);
-          lit->value = Value::integer(std::stoll(t_[p_++].value));
+          try {  // an attribute index past int64 is a template error, not a crash
+            lit->value = Value::integer(std::stoll(t_[p_].value));
+          } catch (...) {
+            return error("integer index out of range");
+          }
+          ++p_;
           a->args.push_back(std::move(lit));
           TANDEM_TRY(seal(*a));
           e = std::move(a);

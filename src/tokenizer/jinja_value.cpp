@@ -6,6 +6,25 @@
 
 namespace tandem::jinja {
 
+ContainerArena*& ContainerArena::current() {
+  thread_local ContainerArena* arena = nullptr;
+  return arena;
+}
+
+ContainerArena::ContainerArena() : prev_(current()) { current() = this; }
+
+ContainerArena::~ContainerArena() {
+  current() = prev_;
+  // Empty the survivors: this breaks every cycle among them. Each is held by a
+  // local shared_ptr while it is emptied, so contents may drop freely.
+  for (auto& w : lists_)
+    if (auto l = w.lock()) List().swap(*l);
+  for (auto& w : dicts_)
+    if (auto d = w.lock()) decltype(d->items)().swap(d->items);
+  for (auto& w : fns_)
+    if (auto f = w.lock()) NativeFn().swap(*f);
+}
+
 const Value* Dict::find(std::string_view key) const {
   for (const auto& kv : items) {
     if (kv.first == key) return &kv.second;
@@ -56,18 +75,21 @@ Value Value::list(List items) {
   Value v;
   v.kind_ = Kind::kList;
   v.list_ = std::make_shared<List>(std::move(items));
+  if (ContainerArena* a = ContainerArena::current()) a->lists_.push_back(v.list_);
   return v;
 }
 Value Value::dict(Dict d) {
   Value v;
   v.kind_ = Kind::kDict;
   v.dict_ = std::make_shared<Dict>(std::move(d));
+  if (ContainerArena* a = ContainerArena::current()) a->dicts_.push_back(v.dict_);
   return v;
 }
 Value Value::function(NativeFn fn) {
   Value v;
   v.kind_ = Kind::kFunction;
   v.fn_ = std::make_shared<NativeFn>(std::move(fn));
+  if (ContainerArena* a = ContainerArena::current()) a->fns_.push_back(v.fn_);
   return v;
 }
 

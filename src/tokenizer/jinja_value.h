@@ -87,4 +87,25 @@ class Value {
   std::shared_ptr<NativeFn> fn_;
 };
 
+// While a ContainerArena is alive on this thread, every list, dict and
+// function value made is recorded; when the arena closes it empties the ones
+// still alive. Templates can build reference cycles (a list appended to
+// itself, a namespace holding itself) that shared ownership alone would leak,
+// and nothing made during a render outlives it (renders return strings).
+class ContainerArena {
+ public:
+  ContainerArena();
+  ~ContainerArena();
+  ContainerArena(const ContainerArena&) = delete;
+  ContainerArena& operator=(const ContainerArena&) = delete;
+
+ private:
+  friend class Value;
+  static ContainerArena*& current();
+  ContainerArena* prev_;
+  std::vector<std::weak_ptr<List>> lists_;
+  std::vector<std::weak_ptr<Dict>> dicts_;
+  std::vector<std::weak_ptr<NativeFn>> fns_;
+};
+
 }  // namespace tandem::jinja

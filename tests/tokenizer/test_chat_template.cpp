@@ -251,6 +251,8 @@ TEST(Jinja, ErrorsNameTheConstruct) {
   EXPECT_TRUE(has(render_error("{{ 'unterminated }}"), "unterminated"));
   EXPECT_TRUE(has(render_error("{{ raise_exception('boom') }}"), "boom"));
   EXPECT_TRUE(has(render_error("{{ 1 + 'a' }}"), "'+'"));
+  // Fuzzer regression: an attribute index past int64 was an uncaught std::out_of_range.
+  EXPECT_TRUE(has(render_error("{{ m.55555555555555555555555555 }}"), "out of range"));
   EXPECT_TRUE(has(render_error("{% for i in range(100000000) %}{% endfor %}"), "range"));
   // Hostile inputs hit limits instead of exhausting the stack or memory.
   std::string chain = "{{ x";
