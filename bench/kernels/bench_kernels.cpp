@@ -17,6 +17,7 @@
 
 #include "core/aligned.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm_tiled.h"
 #include "kernels/kernels.h"
 #include "kernels/thread_pool.h"
 
@@ -64,7 +65,10 @@ Weights make_weights(DType t, int64_t rows, int64_t cols) {
   return w;
 }
 
-void BM_Matmul(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_cols) {
+// tiled = false: the row-block kernels for every column count (the path
+// before gemm_tiled.h), for A/B figures in one process.
+void BM_Matmul(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_cols, bool tiled) {
+  tk::set_gemm_tiled_enabled(tiled);
   Weights w = make_weights(t, n_out, n_in);
   std::vector<float> x(static_cast<size_t>(n_in * n_cols)), y(static_cast<size_t>(n_out * n_cols));
   std::mt19937 rng(1);
@@ -78,6 +82,7 @@ void BM_Matmul(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n
   const double bytes = double(w.buf.size());
   st.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_in * n_out * n_cols * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  tk::set_gemm_tiled_enabled(true);
 }
 
 // Streaming read of a 512 MiB buffer with all threads (sum of 64-byte lines).
@@ -190,7 +195,10 @@ void register_all() {
         if (nc == 512 && (s[1] > 4096 || !has_simd_kernel(t))) continue;  // see docs/benchmarks.md
         const std::string name = std::string("Matmul/") + std::string(tandem::dtype_name(t)) + "/" +
                                  std::to_string(s[0]) + "x" + std::to_string(s[1]) + "/cols:" + std::to_string(nc);
-        benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, t, s[0], s[1], nc)->Unit(benchmark::kMillisecond)->UseRealTime();
+        benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, t, s[0], s[1], nc, true)->Unit(benchmark::kMillisecond)->UseRealTime();
+        if (nc == 512 && tk::gemm_tiled_avx512(t) && tk::active_cpu_path() == tk::CpuPath::kAvx512)
+          benchmark::RegisterBenchmark((name + "/rowblock").c_str(), BM_Matmul, t, s[0], s[1], nc, false)
+              ->Unit(benchmark::kMillisecond)->UseRealTime();
       }
   for (int method : {0, 64, 128, 256}) {
     const std::string m = method == 0 ? "sequential" : "chunked" + std::to_string(method);

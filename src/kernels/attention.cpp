@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/profiler.h"
 #include "core/fp16.h"
 #include "kernels/attention_internal.h"
 #include "kernels/cpu.h"
@@ -75,6 +76,7 @@ void attention_rows_scalar(const AttentionArgs& a, int64_t i0, int64_t i1) {
 }
 
 void attention(const AttentionArgs& a, ThreadPool& pool) {
+  TANDEM_PROF_OP(kAttention);  // bench --profile (core/profiler.h)
   if (a.n_tokens <= 0 || a.n_head <= 0) return;
   AttentionRowsFn fn = attention_rows_scalar;
   const CpuPath p = active_cpu_path();

@@ -2,8 +2,13 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/profiler.h"
+#include "kernels/act_fast.h"
 #include "kernels/cpu.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/gemm_tiled.h"
+#include "kernels/gemv_internal.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_internal.h"
 #include "kernels/thread_pool.h"
@@ -52,13 +57,53 @@ GemmRowsFn gemm_for(CpuPath p, DType w) {
   return f ? f : gemm_rows_scalar;
 }
 
+// Weight types matmul sends to the tiled pair (gemm_tiled.h) for every column
+// count, so prefill == stepwise bit for bit. Per type, the order kept is the
+// one closer to the reference goldens (docs/parity.md): Q4_K is left out, its
+// GEMV / row-block order (which already agree with each other) matches the
+// reference better than the tiled order (1.4e-13 vs 3.6e-4 NMSE on the
+// Q4_K_M fixture), so it keeps those kernels for all column counts.
+// Types whose tiled pair (prefill kernel + tiled GEMV) is at least as fast as
+// the decode GEMV kernels for 1..8 columns: measured end to end with
+// `tandem bench` on the 350m preset, F16 tg32 31.8 vs 31.7 tok/s, while the
+// tiled GEMV halves Q8_0 decode (35 vs 80 tok/s) and slows Q5_K/Q6_K
+// (1.4-1.6x per matmul), so those keep the decode kernels and, to keep
+// prefill == stepwise bit for bit, the row-block kernels for prompts too
+// (their tiled prompt speed-up waits for a tiled GEMV as fast as the VNNI one).
+bool tiled_all_cols(DType w) {
+  switch (w) {
+    case DType::F32: case DType::F16: case DType::Q4_0: case DType::Q5_0: return true;
+    default: return false;
+  }
+}
+
+
 }  // namespace
 
 void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& pool) {
+  TANDEM_PROF_OP(kMatmul);  // bench --profile (core/profiler.h)
   if (n_cols <= 0 || w.rows <= 0) return;
   const CpuPath path = active_cpu_path();
   const DType at = has_dot(w.type) ? act_type_for(w.type) : DType::F32;
   const GemmRowsFn rows_fn = gemm_for(path, w.type);
+
+  // Packed register-tiled kernels that convert the f32 activations themselves
+  // (gemm_tiled.h). When they are on they take EVERY column count of their
+  // weight types, decode included: each output is then summed in one and the
+  // same float order whether the prompt runs whole, in micro-batches or token
+  // by token (the parity suite's self-consistency, NMSE <= 1e-8, needs it).
+  if (path == CpuPath::kAvx512 && gemm_tiled_enabled() && tiled_all_cols(w.type)) {
+    if (const GemmTiledFn tiled = n_cols > kGemvMaxCols ? gemm_tiled_avx512(w.type) : gemv_tiled_avx512(w.type)) {
+      GemmTask tt;
+      tt.w = &w;
+      tt.n_cols = n_cols;
+      tt.y = y;
+      tt.act = x;
+      tt.act_row_bytes = static_cast<size_t>(w.cols) * sizeof(float);
+      tiled(tt, pool);
+      return;
+    }
+  }
 
   // 1. Activations into the dot format (F32 weights use x as is).
   GemmTask task;
@@ -84,8 +129,33 @@ void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& p
     task.act_row_bytes = rb;
   }
 
+  // BF16 weights: the reference engine's exact accumulation order whatever
+  // the column count (gemm_bf16.h says why a different order drifts).
+  if (w.type == DType::BF16) {
+    const Bf16Layout layout = bf16_layout(w.rows, w.cols, n_cols);
+    const GemmRowsFn bf = path == CpuPath::kAvx512 ? gemm_rows_bf16_avx512(layout) : gemm_rows_bf16_scalar(layout);
+    const int64_t brb = n_cols >= 8 ? kRowBlockGemm : kRowBlockGemv;
+    pool.parallel_for((w.rows + brb - 1) / brb, [&](int64_t b0, int64_t b1, int) {
+      for (int64_t b = b0; b < b1; ++b) bf(task, b * brb, std::min(w.rows, (b + 1) * brb));
+    });
+    return;
+  }
+
   // 2. Rows split statically across the pool; every y element is computed by
   //    exactly one thread with the same code, so results do not depend on it.
+  //    Decode (<= 4 columns, or a dedicated GEMV kernel that sweeps all its
+  //    columns at once): one call per thread over its whole row range.
+  const GemmRowsFn gemv_fn =
+      (n_cols <= kGemvMaxCols && path == CpuPath::kAvx512 && decode_fast_enabled()) ? gemv_rows_avx512(w.type)
+                                                                                  : nullptr;
+  if (gemv_fn || n_cols <= 4) {
+    const GemmRowsFn fn = gemv_fn ? gemv_fn : rows_fn;
+    const int64_t n_blocks = (w.rows + kRowBlockGemv - 1) / kRowBlockGemv;
+    pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
+      fn(task, b0 * kRowBlockGemv, std::min(w.rows, b1 * kRowBlockGemv));
+    });
+    return;
+  }
   const int64_t rb = n_cols >= 8 ? kRowBlockGemm : kRowBlockGemv;
   const int64_t n_blocks = (w.rows + rb - 1) / rb;
   pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
@@ -95,6 +165,7 @@ void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& p
 }
 
 void get_row(const Matrix& w, int64_t id, float* out) {
+  TANDEM_PROF_OP(kEmbed);  // bench --profile (core/profiler.h)
   dequantize_row(w.type, static_cast<const char*>(w.data) + static_cast<size_t>(id) * w.row_stride, out, w.cols);
 }
 

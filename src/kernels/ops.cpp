@@ -5,11 +5,13 @@
 #include <numeric>
 #include <vector>
 
+#include "core/profiler.h"
 #include "kernels/kernels.h"
 
 namespace tandem::kernels {
 
 void rms_norm(const float* x, const float* w, float* y, int n, float eps) {
+  TANDEM_PROF_OP(kNorm);  // bench --profile (core/profiler.h)
   // mean of squares accumulated in double, as the reference does
   double sum = 0;
   for (int i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
@@ -27,6 +29,7 @@ void group_rms_norm(const float* x, const float* w, float* y, int n, int group, 
 }
 
 void rope(float* x, int n_heads, int head_dim, float pos, const RopeParams& p) {
+  TANDEM_PROF_OP(kRope);  // bench --profile (core/profiler.h)
   // theta_i = pos * base^(-2i/n_rot), built by repeated multiplication (as the
   // reference caches it), times freq_scale.
   const int n_rot = std::min(p.n_rot, head_dim);

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/profiler.h"
+#include "kernels/act_fast.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/ssm_internal.h"
@@ -13,6 +15,7 @@
 namespace tandem::kernels {
 
 void ssm_conv(const ConvArgs& a, ThreadPool& pool) {
+  TANDEM_PROF_OP(kConv);  // bench --profile (core/profiler.h)
   const int W = a.width, T = a.n_seq_tokens, C = a.channels;
   if (C <= 0 || T <= 0 || a.n_seqs <= 0) return;
   // Work item: a block of channels, all sequences (channels are independent).
@@ -38,11 +41,14 @@ void ssm_conv(const ConvArgs& a, ThreadPool& pool) {
           float sum = 0;
           for (int k = 0; k < W; ++k) sum += w[k] * wc[k];
           if (a.bias) sum += a.bias[c];
-          if (a.silu) sum = sum / (1.0f + std::exp(-sum));
-          a.out[row * C + c] = sum;
+          a.out[row * C + c] = sum;  // SiLU below, vectorized over the block's channels
           for (int k = 0; k + 1 < W; ++k) w[k] = w[k + 1];
         }
         for (int k = 0; k < W - 1; ++k) st[static_cast<size_t>(k) * C + c] = w[k];
+      }
+      if (a.silu) {
+        const int c0 = static_cast<int>(b0 * kBlock);
+        for (int t = 0; t < T; ++t) silu_fast(a.out + (static_cast<size_t>(s) * T + t) * C + c0, c_end - c0);
       }
     }
   });
@@ -69,6 +75,7 @@ Mamba2ChunkFn mamba2_chunk_head_fn(CpuPath p) {
 }
 
 void ssm_scan_mamba2_sequential(const Mamba2ScanArgs& a, ThreadPool& pool) {
+  TANDEM_PROF_OP(kSsmScan);  // bench --profile (core/profiler.h)
   if (a.n_seqs <= 0 || a.n_seq_tokens <= 0) return;
   const int64_t n = static_cast<int64_t>(a.n_seqs) * a.n_head;
   const Mamba2HeadFn fn = mamba2_seq_head_fn(active_cpu_path());
@@ -78,6 +85,7 @@ void ssm_scan_mamba2_sequential(const Mamba2ScanArgs& a, ThreadPool& pool) {
 }
 
 void ssm_scan_mamba2(const Mamba2ScanArgs& a, ThreadPool& pool) {
+  TANDEM_PROF_OP(kSsmScan);  // bench --profile (core/profiler.h)
   // Measured on Granite-4.0-H-350M shapes (docs/benchmarks.md): the vectorized
   // sequential form is faster than the chunked form at every chunk length we
   // tried, so it is the default until the chunked form shares C·B across the
@@ -87,6 +95,7 @@ void ssm_scan_mamba2(const Mamba2ScanArgs& a, ThreadPool& pool) {
 }
 
 void ssm_scan_mamba1(const Mamba1ScanArgs& a, ThreadPool& pool) {
+  TANDEM_PROF_OP(kSsmScan);  // bench --profile (core/profiler.h)
   if (a.n_seqs <= 0 || a.n_seq_tokens <= 0) return;
   const int N = a.d_state, T = a.n_seq_tokens, Di = a.d_inner;
   constexpr int kBlock = 16;

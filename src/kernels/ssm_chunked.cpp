@@ -8,6 +8,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/profiler.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/ssm_internal.h"
@@ -15,6 +16,7 @@
 
 namespace tandem::kernels {
 void ssm_scan_mamba2_chunked(const Mamba2ScanArgs& a, int chunk, ThreadPool& pool) {
+  TANDEM_PROF_OP(kSsmScan);  // bench --profile (core/profiler.h)
   if (a.n_seqs <= 0 || a.n_seq_tokens <= 0) return;
   const int L = std::clamp(chunk, 1, 256);
   const int64_t n = static_cast<int64_t>(a.n_seqs) * a.n_head;

@@ -1,0 +1,163 @@
+// AVX-512 VNNI Q4_K x Q8_K GEMV for decode (1..8 activation columns).
+//
+// Per 256-element super-block (144 weight bytes):
+//   y += d_a·d_w · Σ_j sc_j (q_j · a_j) − d_a·dmin_w · Σ_j m_j (bsum_2j + bsum_2j+1)
+// The 128 quant bytes are two 512-bit loads; their low / high nibbles give
+// four vectors whose halves are sub-blocks (0|2), (1|3), (4|6), (5|7). The
+// activations are repacked once per call in that order, so each vector is
+// one dpbusd per column (u4 x s8 → 16 int32 lanes, 8 per sub-block), scaled
+// by the sub-block scales spread over the same lanes (vpmulld, exact), and
+// the super-block's integer sum is converted once. The mins use the
+// pre-summed bsum pairs. Integer parts are exact; the float part repeats
+// the shared 256-bit kernel's operations lane for lane (see rows_k).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "core/aligned.h"
+#include "kernels/gemv_internal.h"
+#include "kernels/quant_blocks.h"
+
+namespace tandem::kernels {
+namespace {
+
+#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+
+// Per column and super-block (64-byte records, [col][block]):
+//   qs: 4 vectors of 64 activation quants, sub-blocks (0|2), (1|3), (4|6), (5|7)
+//   aux: bytes 0-15 = bsum pairs (8 × i16), bytes 16-19 = d_a (f32)
+struct PackedActK {
+  int64_t nb = 0;
+  AlignedBuffer buf;
+  __m512i* qs = nullptr;   // [col][block][4]
+  __m512i* aux = nullptr;  // [col][block]
+};
+
+TANDEM_TGT void pack_k(const GemmTask& t, PackedActK& pa) {
+  const int64_t nb = t.w->cols / kQKK;
+  pa.nb = nb;
+  const size_t total = static_cast<size_t>(nb) * t.n_cols;
+  if (pa.buf.size() < 5 * 64 * total) pa.buf.resize(5 * 64 * total);
+  pa.qs = reinterpret_cast<__m512i*>(pa.buf.data());
+  pa.aux = pa.qs + 4 * total;
+  for (int c = 0; c < t.n_cols; ++c) {
+    const BlockQ8_K* a = reinterpret_cast<const BlockQ8_K*>(static_cast<const char*>(t.act) + c * t.act_row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      const size_t i = static_cast<size_t>(c) * nb + b;
+      int8_t* q = reinterpret_cast<int8_t*>(pa.qs + 4 * i);
+      // vector v (0..3) holds sub-blocks s0 = 4*(v/2) + v%2 and s0 + 2
+      for (int v = 0; v < 4; ++v) {
+        const int s0 = 4 * (v / 2) + v % 2;
+        std::memcpy(q + 64 * v, a[b].qs + 32 * s0, 32);
+        std::memcpy(q + 64 * v + 32, a[b].qs + 32 * (s0 + 2), 32);
+      }
+      int16_t pairs[8];
+      for (int j = 0; j < 8; ++j) pairs[j] = static_cast<int16_t>(a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+      unsigned char* aux = reinterpret_cast<unsigned char*>(pa.aux + i);
+      std::memcpy(aux, pairs, 16);
+      std::memcpy(aux + 16, &a[b].d, 4);
+    }
+  }
+}
+
+// Unpacks the 12 scale bytes (quant_blocks.h layout) into bytes 0-7 = scales,
+// 8-15 = mins.
+TANDEM_TGT inline __m128i unpack_scales(const uint8_t* s) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+  const uint32_t sc_lo = w[0] & m6, mn_lo = w[1] & m6;
+  const uint32_t sc_hi = (w[2] & m4) | (((w[0] >> 6) & m2) << 4);
+  const uint32_t mn_hi = ((w[2] >> 4) & m4) | (((w[1] >> 6) & m2) << 4);
+  return _mm_set_epi32(static_cast<int>(mn_hi), static_cast<int>(mn_lo), static_cast<int>(sc_hi),
+                       static_cast<int>(sc_lo));
+}
+
+template <int NC>
+TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int64_t r1) {
+  const Matrix& w = *t.w;
+  const int64_t nb = pa.nb;
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  // lane -> sub-block index for the 4 quant vectors
+  const __m512i idx0 = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i idx1 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+  const __m512i idx2 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
+  const __m512i idx3 = _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5);
+  const __m512i* aq[NC];
+  const __m512i* ax[NC];
+  for (int c = 0; c < NC; ++c) {
+    aq[c] = pa.qs + 4 * static_cast<size_t>(c) * nb;
+    ax[c] = pa.aux + static_cast<size_t>(c) * nb;
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(static_cast<const char*>(w.data) +
+                                                            static_cast<size_t>(r) * w.row_stride);
+    // 8-lane float accumulators updated exactly like gemm_q_simd.inc's
+    // rows_q45_k (same integers per lane, same fmadd/fnmadd order, same final
+    // reduction), so decode gives bit-identical results to the multi-column
+    // path and prefill/stepwise runs of a model agree (tests/model parity).
+    __m256 acc[NC];
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ4_K* xb = x + b;
+      const __m128i scm = unpack_scales(xb->scales);
+      const __m512i sc32 = _mm512_cvtepu8_epi32(scm);  // lanes 0-7 scales, 8-15 mins
+      const __m512i s0 = _mm512_permutexvar_epi32(idx0, sc32), s1 = _mm512_permutexvar_epi32(idx1, sc32);
+      const __m512i s2 = _mm512_permutexvar_epi32(idx2, sc32), s3 = _mm512_permutexvar_epi32(idx3, sc32);
+      const __m256i mins32 = _mm512_extracti64x4_epi64(sc32, 1);  // m_0..m_7 as i32
+      const __m512i q0 = _mm512_loadu_si512(xb->qs), q1 = _mm512_loadu_si512(xb->qs + 64);
+      const __m512i lo0 = _mm512_and_si512(q0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+      const __m512i lo1 = _mm512_and_si512(q1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+      const float dw = _cvtsh_ss(xb->d), dmw = _cvtsh_ss(xb->dmin);
+      for (int c = 0; c < NC; ++c) {
+        const __m512i* a = aq[c] + 4 * b;
+        const __m512i z = _mm512_setzero_si512();
+        __m512i is = _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, lo0, a[0]), s0);
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, hi0, a[1]), s1));
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, lo1, a[2]), s2));
+        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, hi1, a[3]), s3));
+        // lane l of both halves covers elements 4l..4l+3 of a sub-block: fold to 8 lanes
+        const __m256i is8 = _mm256_add_epi32(_mm512_castsi512_si256(is), _mm512_extracti64x4_epi64(is, 1));
+        const __m256i pairs = _mm256_cvtepi16_epi32(_mm512_castsi512_si128(ax[c][b]));
+        const __m256i ms8 = _mm256_mullo_epi32(pairs, mins32);  // lane j: m_j * (bsum_2j + bsum_2j+1)
+        float da;
+        std::memcpy(&da, reinterpret_cast<const unsigned char*>(ax[c] + b) + 16, 4);
+        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is8), _mm256_set1_ps(da * dw), acc[c]);
+        acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms8), _mm256_set1_ps(da * dmw), acc[c]);
+      }
+    }
+    for (int c = 0; c < NC; ++c) {
+      __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[c]), _mm256_extractf128_ps(acc[c], 1));
+      v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+      v = _mm_add_ss(v, _mm_movehdup_ps(v));
+      t.y[static_cast<size_t>(c) * w.rows + r] = _mm_cvtss_f32(v);
+    }
+  }
+}
+
+TANDEM_TGT void gemv_q4_k(const GemmTask& t, int64_t r0, int64_t r1) {
+  thread_local PackedActK pa;
+  pack_k(t, pa);
+  switch (t.n_cols) {
+    case 1: rows_k<1>(t, pa, r0, r1); break;
+    case 2: rows_k<2>(t, pa, r0, r1); break;
+    case 3: rows_k<3>(t, pa, r0, r1); break;
+    case 4: rows_k<4>(t, pa, r0, r1); break;
+    case 5: rows_k<5>(t, pa, r0, r1); break;
+    case 6: rows_k<6>(t, pa, r0, r1); break;
+    case 7: rows_k<7>(t, pa, r0, r1); break;
+    case 8: rows_k<8>(t, pa, r0, r1); break;
+    default: break;
+  }
+}
+
+#undef TANDEM_TGT
+}  // namespace
+
+GemmRowsFn gemv_q4_k_avx512() { return gemv_q4_k; }
+
+}  // namespace tandem::kernels
