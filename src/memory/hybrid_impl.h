@@ -51,6 +51,12 @@ struct HybridMemory::Impl {
   int n_streams = 0;
   std::vector<std::vector<float*>> conv_ptrs;    // [rec layer][stream]
   std::vector<std::vector<float*>> ssm_ptrs;
+  // bf16 state: the micro-batch's slots widened to f32, [stream][slot_floats]
+  // (layout of RecurrentStore::read_slot); narrowed back by end_ubatch().
+  std::vector<float> staging;
+  std::vector<int32_t> staged_slots;  // [stream] slot the staging row belongs to
+  bool staging_pending = false;
+  void flush_staging();
   AppliedLayerMemory layer_memory{this};
 
   Status check_idle(const char* op) const;

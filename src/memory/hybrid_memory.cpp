@@ -42,6 +42,8 @@ Status validate(const std::vector<LayerSpec>& layers, const MemoryOptions& o) {
     return TANDEM_ERR(kInvalidArgument, "kv_type {} unsupported (F16 or F32)", dtype_name(o.kv_type));
   if (o.snapshot_slots < 0)
     return TANDEM_ERR(kInvalidArgument, "snapshot_slots {} must be >= 0", o.snapshot_slots);
+  if (o.state_type != DType::F32 && o.state_type != DType::BF16)
+    return TANDEM_ERR(kInvalidArgument, "state_type {} unsupported (F32 or BF16)", dtype_name(o.state_type));
   return Status::ok();
 }
 
@@ -66,8 +68,8 @@ Result<std::unique_ptr<HybridMemory>> HybridMemory::create(std::vector<LayerSpec
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
   impl->kv = KvStore(layers, opts.n_ctx, opts.n_seq_max, opts.kv_type);
-  impl->rec = RecurrentStore(layers, opts.n_seq_max);
-  impl->snaps = SnapshotPool(opts.snapshot_slots, impl->rec.slot_floats());
+  impl->rec = RecurrentStore(layers, opts.n_seq_max, opts.state_type == DType::BF16);
+  impl->snaps = SnapshotPool(opts.snapshot_slots, impl->rec.slot_bytes());
   impl->conv_ptrs.resize(impl->rec.n_layers());
   impl->ssm_ptrs.resize(impl->rec.n_layers());
   impl->layers = std::move(layers);
@@ -78,7 +80,7 @@ Result<MemoryBytes> HybridMemory::estimate(const std::vector<LayerSpec>& layers,
   TANDEM_TRY(validate(layers, opts));
   MemoryBytes b;
   const size_t cell = KvStore::cell_bytes_for(layers, opts.kv_type);
-  const size_t slot = RecurrentStore::slot_floats_for(layers) * sizeof(float);
+  const size_t slot = RecurrentStore::slot_bytes_for(layers, opts.state_type == DType::BF16);
   b.attention = cell * (cell ? size_t(opts.n_ctx) : 0);
   b.recurrent = slot * opts.n_seq_max;
   b.snapshots = slot * opts.snapshot_slots;
@@ -127,6 +129,7 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
     return TANDEM_ERR(kInvalidArgument, "apply: micro-batch {} out of order (expected {} of the open plan)", i,
                       m.tx_next);
   }
+  m.flush_staging();  // the previous micro-batch's bf16 state, if the caller did not end it
   const PlannedUBatch& P = plan.ubatches[i];
   const int n = P.ub.n_tokens;
 
@@ -167,6 +170,12 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
   if (m.has_rec()) {
     const int T = P.ub.n_seq_tokens;
     m.n_streams = P.ub.n_seqs;
+    const bool bf16 = m.rec.bf16();
+    const size_t sf = m.rec.slot_floats();
+    if (bf16) {  // sized before any pointer into it is taken
+      if (m.staging.size() < size_t(m.n_streams) * sf) m.staging.resize(size_t(m.n_streams) * sf);
+      m.staged_slots.assign(m.n_streams, -1);
+    }
     for (int li = 0; li < m.rec.n_layers(); ++li) {
       m.conv_ptrs[li].assign(m.n_streams, nullptr);
       m.ssm_ptrs[li].assign(m.n_streams, nullptr);
@@ -207,17 +216,45 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
         m.rec.backup_slot(slot);  // written in place: keep the pre-call state for rollback
       }
       for (int s : S) m.rec.seq_mut(s).pos_max = last;
-      for (int li = 0; li < m.rec.n_layers(); ++li) {
-        m.conv_ptrs[li][j] = m.rec.conv(li, y);
-        m.ssm_ptrs[li][j] = m.rec.ssm(li, y);
+      if (bf16) {
+        // Widen (exactly) into the stream's staging row; the kernels update it
+        // in f32 and end_ubatch() narrows it back into slot y.
+        float* row = m.staging.data() + size_t(j) * sf;
+        m.rec.read_slot(y, row);
+        m.staged_slots[j] = y;
+        for (int li = 0; li < m.rec.n_layers(); ++li) {
+          const RecurrentStore::Layer& L = m.rec.layer(li);
+          m.conv_ptrs[li][j] = row;
+          m.ssm_ptrs[li][j] = row + L.conv_elems;
+          row += L.conv_elems + L.ssm_elems;
+        }
+      } else {
+        for (int li = 0; li < m.rec.n_layers(); ++li) {
+          m.conv_ptrs[li][j] = m.rec.conv(li, y);
+          m.ssm_ptrs[li][j] = m.rec.ssm(li, y);
+        }
       }
     }
+    m.staging_pending = bf16;
   }
   m.tx_next = i + 1;
   return Applied{&P.ub, &m.layer_memory};
 }
 
+void HybridMemory::Impl::flush_staging() {
+  if (!staging_pending) return;
+  staging_pending = false;
+  const size_t sf = rec.slot_floats();
+  for (size_t j = 0; j < staged_slots.size(); ++j)
+    if (staged_slots[j] >= 0) rec.write_slot(staged_slots[j], staging.data() + j * sf);
+}
+
+void HybridMemory::end_ubatch() {
+  if (impl_->tx_plan != 0) impl_->flush_staging();
+}
+
 void HybridMemory::Impl::undo_tx() {
+  staging_pending = false;  // the states are rolled back: drop what the forward pass wrote
   if (tx_plan == 0) return;
   if (has_attn()) {
     kv.cells().undo_journal();
@@ -234,6 +271,7 @@ void HybridMemory::Impl::undo_tx() {
 void HybridMemory::commit(const Plan& plan) {
   Impl& m = *impl_;
   if (m.tx_plan == 0 || m.tx_plan != plan.plan_id) return;
+  m.flush_staging();
   if (m.has_attn()) m.kv.cells().end_journal();
   if (m.has_rec()) m.rec.end_journal();
   m.kv_backups.clear();
@@ -279,8 +317,8 @@ MemoryBytes HybridMemory::bytes() const {
   const Impl& m = *impl_;
   MemoryBytes b;
   b.attention = m.has_attn() ? m.kv.cell_bytes() * size_t(m.kv.n_ctx()) : 0;
-  b.recurrent = m.rec.slot_floats() * sizeof(float) * size_t(m.rec.n_slots());
-  b.snapshots = m.snaps.state_floats() * sizeof(float) * size_t(m.snaps.capacity());
+  b.recurrent = m.rec.slot_bytes() * size_t(m.rec.n_slots());
+  b.snapshots = m.snaps.state_bytes() * size_t(m.snaps.capacity());
   b.metadata = meta_bytes(m.layers, m.opts);
   return b;
 }
@@ -293,7 +331,7 @@ SeqBytes HybridMemory::seq_bytes(int s) const {
     b.n_cells = m.kv.cells().n_cells_of(s);
     b.attention = m.kv.cell_bytes() * size_t(b.n_cells);
   }
-  if (m.has_rec() && m.rec.seq(s).slot >= 0) b.recurrent = m.rec.slot_floats() * sizeof(float);
+  if (m.has_rec() && m.rec.seq(s).slot >= 0) b.recurrent = m.rec.slot_bytes();
   return b;
 }
 

@@ -16,6 +16,9 @@
 //   }
 //   mem.commit(plan);
 //
+// (After each successful forward the runtime also calls mem.end_ubatch(),
+// which stores a bf16 state back; f32 state needs nothing.)
+//
 // * plan() splits the batch into micro-batches (equal split when the model has
 //   recurrent layers, simple split otherwise), checks every rule below and that
 //   there is room, and returns. It never changes memory.
@@ -90,6 +93,7 @@ struct MemoryOptions {
   int n_seq_max = 1;          // sequence ids are 0 .. n_seq_max-1 (<= kMaxSeq)
   int n_ubatch = 512;         // max tokens per micro-batch
   DType kv_type = DType::F16; // F16 or F32 K/V storage
+  DType state_type = DType::F32; // F32 or BF16 recurrent state storage (slots and snapshots)
   int snapshot_slots = 0;     // bounded snapshot pool (LRU eviction); 0 = no snapshots
 };
 
@@ -185,6 +189,12 @@ class HybridMemory {
   // ---------------------------------------------------------------- decode
   Result<Plan> plan(const Batch& batch) const;
   Result<Applied> apply(const Plan& plan, int i);
+  // After the forward pass of the micro-batch just applied: with bf16 state,
+  // narrows the f32 staging the StateViews pointed at back into the slots
+  // (round to nearest even). No-op with f32 state (the views point at the
+  // slots themselves) or when nothing is pending. apply() and commit() call it
+  // themselves for a pending micro-batch; rollback() discards the staging.
+  void end_ubatch();
   void commit(const Plan& plan);
   void rollback(const Plan& plan);
   bool in_transaction() const;

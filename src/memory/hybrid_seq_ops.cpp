@@ -140,7 +140,7 @@ Result<RmOutcome> HybridMemory::seq_rm(int s, int32_t p0, int32_t p1) {
     if (idx >= 0 && m.snaps.at(idx).has_state) {
       const Snapshot& sn = m.snaps.at(idx);
       const int y = m.rec.alloc_slot();  // s just released its slot: one is free
-      m.rec.write_slot(y, m.snaps.state(idx));
+      m.rec.write_slot_raw(y, m.snaps.state(idx));
       m.rec.attach(s, y);
       m.rec.seq_mut(s).pos_min = sn.origin;
       m.rec.seq_mut(s).pos_max = sn.pos;
@@ -378,7 +378,7 @@ Result<uint64_t> HybridMemory::snapshot(int s) {
       cells.pin(c);
     }
   }
-  if (sn.has_state) m.rec.read_slot(m.rec.seq(s).slot, m.snaps.state(idx));
+  if (sn.has_state) m.rec.read_slot_raw(m.rec.seq(s).slot, m.snaps.state(idx));
   sn.valid.set(s);
   const uint64_t id = m.snaps.install(idx, std::move(sn));
   m.bump();
@@ -398,7 +398,7 @@ Status HybridMemory::restore(int s, uint64_t id) {
     for (int32_t c : sn.cells) m.kv.cells().add_seq(c, s);
   if (sn.has_state) {
     const int y = m.rec.alloc_slot();
-    m.rec.write_slot(y, m.snaps.state(idx));
+    m.rec.write_slot_raw(y, m.snaps.state(idx));
     m.rec.attach(s, y);
     m.rec.seq_mut(s).pos_min = sn.origin;
     m.rec.seq_mut(s).pos_max = sn.pos;

@@ -1,7 +1,10 @@
 #include "memory/recurrent_store.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cstring>
+
+#include "core/fp16.h"
 
 namespace tandem::memory {
 
@@ -10,8 +13,8 @@ size_t conv_elems(const RecurrentSpec& r) { return size_t(r.conv_width > 0 ? r.c
 size_t ssm_elems(const RecurrentSpec& r) { return size_t(r.n_head) * r.head_dim * r.d_state; }
 }  // namespace
 
-RecurrentStore::RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max)
-    : local_(layers.size(), -1) {
+RecurrentStore::RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max, bool bf16)
+    : local_(layers.size(), -1), bf16_(bf16) {
   for (size_t l = 0; l < layers.size(); ++l) {
     if (!has_recurrent(layers[l].kind)) continue;
     local_[l] = static_cast<int>(layers_.size());
@@ -20,8 +23,8 @@ RecurrentStore::RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_m
     L.spec = layers[l].rec;
     L.conv_elems = conv_elems(L.spec);
     L.ssm_elems = ssm_elems(L.spec);
-    L.conv.resize(L.conv_elems * sizeof(float) * n_seq_max);
-    L.ssm.resize(L.ssm_elems * sizeof(float) * n_seq_max);
+    L.conv.resize(L.conv_elems * elem_bytes() * n_seq_max);
+    L.ssm.resize(L.ssm_elems * elem_bytes() * n_seq_max);
     slot_floats_ += L.conv_elems + L.ssm_elems;
     layers_.push_back(std::move(L));
   }
@@ -68,37 +71,87 @@ void RecurrentStore::detach(int s) {
   seqs_[s] = SeqState{};
 }
 
+namespace {
+// bf16 <-> f32 over n elements; widening is exact, narrowing rounds to nearest even.
+void widen(const uint8_t* src, float* dst, size_t n) {
+  for (size_t k = 0; k < n; ++k) {
+    uint16_t b;
+    std::memcpy(&b, src + 2 * k, 2);
+    dst[k] = bf16_to_f32(b);
+  }
+}
+void narrow(const float* src, uint8_t* dst, size_t n) {
+  for (size_t k = 0; k < n; ++k) {
+    const uint16_t b = f32_to_bf16(src[k]);
+    std::memcpy(dst + 2 * k, &b, 2);
+  }
+}
+}  // namespace
+
 void RecurrentStore::zero_slot(int slot) {
+  const size_t e = elem_bytes();
   for (int i = 0; i < n_layers(); ++i) {
-    if (layers_[i].conv_elems) std::memset(conv(i, slot), 0, layers_[i].conv_elems * sizeof(float));
-    std::memset(ssm(i, slot), 0, layers_[i].ssm_elems * sizeof(float));
+    if (layers_[i].conv_elems) std::memset(conv_raw(i, slot), 0, layers_[i].conv_elems * e);
+    std::memset(ssm_raw(i, slot), 0, layers_[i].ssm_elems * e);
   }
 }
 
 void RecurrentStore::copy_slot(int dst, int src) {
   if (dst == src) return;
+  const size_t e = elem_bytes();
   for (int i = 0; i < n_layers(); ++i) {
-    if (layers_[i].conv_elems) std::memcpy(conv(i, dst), conv(i, src), layers_[i].conv_elems * sizeof(float));
-    std::memcpy(ssm(i, dst), ssm(i, src), layers_[i].ssm_elems * sizeof(float));
+    if (layers_[i].conv_elems) std::memcpy(conv_raw(i, dst), conv_raw(i, src), layers_[i].conv_elems * e);
+    std::memcpy(ssm_raw(i, dst), ssm_raw(i, src), layers_[i].ssm_elems * e);
   }
 }
 
 void RecurrentStore::read_slot(int slot, float* out) const {
   for (int i = 0; i < n_layers(); ++i) {
     const Layer& L = layers_[i];
-    if (L.conv_elems) std::memcpy(out, L.conv.as<float>() + size_t(slot) * L.conv_elems, L.conv_elems * sizeof(float));
-    out += L.conv_elems;
-    std::memcpy(out, L.ssm.as<float>() + size_t(slot) * L.ssm_elems, L.ssm_elems * sizeof(float));
-    out += L.ssm_elems;
+    if (bf16_) {
+      widen(conv_raw(i, slot), out, L.conv_elems);
+      widen(ssm_raw(i, slot), out + L.conv_elems, L.ssm_elems);
+    } else {
+      if (L.conv_elems) std::memcpy(out, conv_raw(i, slot), L.conv_elems * sizeof(float));
+      std::memcpy(out + L.conv_elems, ssm_raw(i, slot), L.ssm_elems * sizeof(float));
+    }
+    out += L.conv_elems + L.ssm_elems;
   }
 }
 
 void RecurrentStore::write_slot(int slot, const float* in) {
   for (int i = 0; i < n_layers(); ++i) {
-    if (layers_[i].conv_elems) std::memcpy(conv(i, slot), in, layers_[i].conv_elems * sizeof(float));
-    in += layers_[i].conv_elems;
-    std::memcpy(ssm(i, slot), in, layers_[i].ssm_elems * sizeof(float));
-    in += layers_[i].ssm_elems;
+    const Layer& L = layers_[i];
+    if (bf16_) {
+      narrow(in, conv_raw(i, slot), L.conv_elems);
+      narrow(in + L.conv_elems, ssm_raw(i, slot), L.ssm_elems);
+    } else {
+      if (L.conv_elems) std::memcpy(conv_raw(i, slot), in, L.conv_elems * sizeof(float));
+      std::memcpy(ssm_raw(i, slot), in + L.conv_elems, L.ssm_elems * sizeof(float));
+    }
+    in += L.conv_elems + L.ssm_elems;
+  }
+}
+
+void RecurrentStore::read_slot_raw(int slot, uint8_t* out) const {
+  const size_t e = elem_bytes();
+  for (int i = 0; i < n_layers(); ++i) {
+    const Layer& L = layers_[i];
+    if (L.conv_elems) std::memcpy(out, conv_raw(i, slot), L.conv_elems * e);
+    out += L.conv_elems * e;
+    std::memcpy(out, ssm_raw(i, slot), L.ssm_elems * e);
+    out += L.ssm_elems * e;
+  }
+}
+
+void RecurrentStore::write_slot_raw(int slot, const uint8_t* in) {
+  const size_t e = elem_bytes();
+  for (int i = 0; i < n_layers(); ++i) {
+    const Layer& L = layers_[i];
+    if (L.conv_elems) std::memcpy(conv_raw(i, slot), in, L.conv_elems * e);
+    in += L.conv_elems * e;
+    std::memcpy(ssm_raw(i, slot), in, L.ssm_elems * e);
+    in += L.ssm_elems * e;
   }
 }
 
@@ -113,27 +166,31 @@ void RecurrentStore::begin_journal() {
   journal_open_ = true;
   saved_refcount_ = refcount_;
   saved_seqs_ = seqs_;
-  backups_.clear();
+  backup_slots_.clear();
 }
 
 void RecurrentStore::backup_slot(int slot) {
   if (!journal_open_) return;
   if (saved_refcount_[slot] == 0) return;  // was free: nothing to restore
-  if (backups_.count(slot)) return;
-  std::vector<float> b(slot_floats_);
-  read_slot(slot, b.data());
-  backups_.emplace(slot, std::move(b));
+  if (std::find(backup_slots_.begin(), backup_slots_.end(), slot) != backup_slots_.end()) return;
+  // The buffers outlive the journal: a decode step then costs one copy per
+  // slot, not an allocation and the page faults of touching fresh memory.
+  const size_t i = backup_slots_.size();
+  if (backup_buf_.size() <= i) backup_buf_.emplace_back(slot_bytes());
+  backup_buf_[i].resize(slot_bytes());
+  read_slot_raw(slot, backup_buf_[i].data());
+  backup_slots_.push_back(slot);
 }
 
 void RecurrentStore::end_journal() {
   journal_open_ = false;
-  backups_.clear();
+  backup_slots_.clear();
   saved_refcount_.clear();
   saved_seqs_.clear();
 }
 
 void RecurrentStore::undo_journal() {
-  for (auto& [slot, data] : backups_) write_slot(slot, data.data());
+  for (size_t i = 0; i < backup_slots_.size(); ++i) write_slot_raw(backup_slots_[i], backup_buf_[i].data());
   refcount_ = saved_refcount_;
   seqs_ = saved_seqs_;
   end_journal();

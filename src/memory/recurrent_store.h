@@ -1,7 +1,11 @@
 #pragma once
 // The recurrent store: n_slots state slots; for every recurrent layer a conv
-// buffer [n_slots][conv_width-1][conv_channels] f32 and an SSM buffer
-// [n_slots][n_head][head_dim][d_state] f32. A live sequence owns one slot;
+// buffer [n_slots][conv_width-1][conv_channels] and an SSM buffer
+// [n_slots][n_head][head_dim][d_state], both f32 (default) or bf16
+// (--state-type bf16: half the bytes; HybridMemory::apply widens the slots of
+// a micro-batch into f32 staging and end_ubatch() narrows them back, see
+// hybrid_memory.h). "Raw" slot bytes are in the storage type; the float
+// read/write helpers widen / narrow (round to nearest even) as needed. A live sequence owns one slot;
 // sequences made by seq_cp share a slot (refcount) until one of them is
 // written (copy-on-write in HybridMemory::apply).
 //
@@ -36,7 +40,7 @@ class RecurrentStore {
   };
 
   RecurrentStore() = default;
-  RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max);
+  RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max, bool bf16 = false);
 
   bool empty() const { return layers_.empty(); }
   int n_slots() const { return static_cast<int>(refcount_.size()); }
@@ -47,9 +51,26 @@ class RecurrentStore {
   // Floats of one slot over all recurrent layers (conv then ssm, layer by layer).
   size_t slot_floats() const { return slot_floats_; }
   static size_t slot_floats_for(const std::vector<LayerSpec>& layers);
+  // Storage: bf16 (2 bytes per element) or f32 (4).
+  bool bf16() const { return bf16_; }
+  size_t elem_bytes() const { return bf16_ ? 2 : 4; }
+  size_t slot_bytes() const { return slot_floats_ * elem_bytes(); }
+  static size_t slot_bytes_for(const std::vector<LayerSpec>& layers, bool bf16) {
+    return slot_floats_for(layers) * (bf16 ? 2 : 4);
+  }
 
+  // f32 storage only: the slot's conv / SSM state in place.
   float* conv(int i, int slot) { return layers_[i].conv.as<float>() + size_t(slot) * layers_[i].conv_elems; }
   float* ssm(int i, int slot) { return layers_[i].ssm.as<float>() + size_t(slot) * layers_[i].ssm_elems; }
+  // Any storage: the slot's bytes in the storage type.
+  uint8_t* conv_raw(int i, int slot) { return layers_[i].conv.as<uint8_t>() + size_t(slot) * layers_[i].conv_elems * elem_bytes(); }
+  uint8_t* ssm_raw(int i, int slot) { return layers_[i].ssm.as<uint8_t>() + size_t(slot) * layers_[i].ssm_elems * elem_bytes(); }
+  const uint8_t* conv_raw(int i, int slot) const {
+    return layers_[i].conv.as<uint8_t>() + size_t(slot) * layers_[i].conv_elems * elem_bytes();
+  }
+  const uint8_t* ssm_raw(int i, int slot) const {
+    return layers_[i].ssm.as<uint8_t>() + size_t(slot) * layers_[i].ssm_elems * elem_bytes();
+  }
 
   const SeqState& seq(int s) const { return seqs_[s]; }
   SeqState& seq_mut(int s) { return seqs_[s]; }
@@ -68,8 +89,10 @@ class RecurrentStore {
   // Slot data.
   void zero_slot(int slot);
   void copy_slot(int dst, int src);
-  void read_slot(int slot, float* out) const;   // slot_floats()
-  void write_slot(int slot, const float* in);
+  void read_slot(int slot, float* out) const;   // slot_floats(), widened from bf16 if needed
+  void write_slot(int slot, const float* in);   // narrowed to bf16 (round to nearest even) if needed
+  void read_slot_raw(int slot, uint8_t* out) const;  // slot_bytes(), storage type, exact
+  void write_slot_raw(int slot, const uint8_t* in);
 
   void clear();
 
@@ -85,13 +108,17 @@ class RecurrentStore {
   std::vector<Layer> layers_;
   std::vector<int> local_;
   size_t slot_floats_ = 0;
+  bool bf16_ = false;
   std::vector<int32_t> refcount_;  // [n_slots]
   std::vector<SeqState> seqs_;     // [n_seq_max]
 
   bool journal_open_ = false;
   std::vector<int32_t> saved_refcount_;
   std::vector<SeqState> saved_seqs_;
-  std::map<int, std::vector<float>> backups_;
+  // Raw bytes of the slots written in place during the open journal:
+  // backup_buf_[i] holds backup_slots_[i]. Buffers are reused across journals.
+  std::vector<int> backup_slots_;
+  std::vector<std::vector<uint8_t>> backup_buf_;
 };
 
 }  // namespace tandem::memory

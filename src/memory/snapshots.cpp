@@ -2,9 +2,9 @@
 
 namespace tandem::memory {
 
-SnapshotPool::SnapshotPool(int capacity, size_t state_floats)
-    : state_floats_(state_floats), entries_(capacity) {
-  states_.resize(size_t(capacity) * state_floats * sizeof(float));
+SnapshotPool::SnapshotPool(int capacity, size_t state_bytes)
+    : state_bytes_(state_bytes), entries_(capacity) {
+  states_.resize(size_t(capacity) * state_bytes);
 }
 
 int SnapshotPool::n_used() const {

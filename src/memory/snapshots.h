@@ -28,19 +28,20 @@ struct Snapshot {
 class SnapshotPool {
  public:
   SnapshotPool() = default;
-  SnapshotPool(int capacity, size_t state_floats);
+  // state_bytes: one recurrent slot in the store's storage type (f32 or bf16).
+  SnapshotPool(int capacity, size_t state_bytes);
 
   int capacity() const { return static_cast<int>(entries_.size()); }
   int n_used() const;
-  size_t state_floats() const { return state_floats_; }
+  size_t state_bytes() const { return state_bytes_; }
 
   // Index of snapshot `id`, -1 if unknown.
   int find(uint64_t id) const;
   Snapshot& at(int idx) { return *entries_[idx]; }
   const Snapshot& at(int idx) const { return *entries_[idx]; }
   bool used(int idx) const { return entries_[idx].has_value(); }
-  float* state(int idx) { return states_.as<float>() + size_t(idx) * state_floats_; }
-  const float* state(int idx) const { return states_.as<float>() + size_t(idx) * state_floats_; }
+  uint8_t* state(int idx) { return states_.as<uint8_t>() + size_t(idx) * state_bytes_; }
+  const uint8_t* state(int idx) const { return states_.as<uint8_t>() + size_t(idx) * state_bytes_; }
 
   // A free entry, or the least recently used one after evicting it (its cells
   // unpinned in `cells`). -1 if capacity is 0.
@@ -67,8 +68,8 @@ class SnapshotPool {
   void put(int idx, Snapshot snap) { entries_[idx] = std::move(snap); }
 
  private:
-  size_t state_floats_ = 0;
-  AlignedBuffer states_;  // [capacity][state_floats]
+  size_t state_bytes_ = 0;
+  AlignedBuffer states_;  // [capacity][state_bytes]
   std::vector<std::optional<Snapshot>> entries_;
   uint64_t next_id_ = 1;
   uint64_t clock_ = 0;

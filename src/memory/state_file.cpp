@@ -34,7 +34,35 @@ namespace {
 constexpr int kSeqWords = kMaxSeq / 64;
 constexpr uint32_t kOpts = state::tag("OPTS"), kCell = state::tag("CELL"), kKvdt = state::tag("KVDT"),
                    kRecs = state::tag("RECS"), kSnap = state::tag("SNAP"), kSatt = state::tag("SATT"),
-                   kSrec = state::tag("SREC"), kSsnp = state::tag("SSNP");
+                   kSrec = state::tag("SREC"), kSsnp = state::tag("SSNP"), kStyp = state::tag("STYP");
+
+// Recurrent state storage type recorded in a file (section STYP: u32). Files
+// without the section were written before bf16 state existed: f32.
+constexpr uint32_t kStateF32 = 0, kStateBf16 = 1;
+
+void put_state_type(state::FileBuilder& fb, const RecurrentStore& rec) {
+  std::vector<uint8_t> buf;
+  Writer w(buf);
+  w.put<uint32_t>(rec.bf16() ? kStateBf16 : kStateF32);
+  fb.section(kStyp, buf);
+}
+
+// The file's state type must be the memory's: slot bytes are stored as is.
+Status check_state_type(const state::ParsedFile& pf, const RecurrentStore& rec) {
+  uint32_t t = kStateF32;
+  if (const auto* sec = pf.find(kStyp)) {
+    Reader r(*sec);
+    if (!r.get(t) || r.remaining() || (t != kStateF32 && t != kStateBf16))
+      return TANDEM_ERR(kCorrupt, "memory state: corrupt section STYP (bad recurrent state type)");
+  }
+  const uint32_t want = rec.bf16() ? kStateBf16 : kStateF32;
+  if (t != want)
+    return TANDEM_ERR(kInvalidArgument,
+                      "memory state: the file stores recurrent state as {}, this context uses --state-type {} "
+                      "(create the context with the same state type to load it)",
+                      t == kStateBf16 ? "bf16" : "f32", want == kStateBf16 ? "bf16" : "f32");
+  return Status::ok();
+}
 
 void put_set(Writer& w, const SeqSet& s) {
   for (int k = 0; k < kSeqWords; ++k) {
@@ -59,7 +87,6 @@ bool get_set(Reader& r, SeqSet& s, int n_seq_max) {
   return true;
 }
 
-void put_floats(Writer& w, const float* p, size_t n) { w.bytes(p, n * sizeof(float)); }
 
 Status corrupt(const char* section, const char* what) {
   return TANDEM_ERR(kCorrupt, "memory state: section {}: {}", section, what);
@@ -162,11 +189,11 @@ Result<std::vector<uint8_t>> HybridMemory::serialize(std::string_view fingerprin
       w.put<int32_t>(m.rec.seq(s).pos_min);
       w.put<int32_t>(m.rec.seq(s).pos_max);
     }
-    std::vector<float> tmp(m.rec.slot_floats());
+    std::vector<uint8_t> tmp(m.rec.slot_bytes());
     for (int i = 0; i < n_slots; ++i) {
       if (m.rec.refcount(i) == 0) continue;
-      m.rec.read_slot(i, tmp.data());
-      put_floats(w, tmp.data(), tmp.size());
+      m.rec.read_slot_raw(i, tmp.data());
+      w.bytes(tmp.data(), tmp.size());
     }
     fb.section(kRecs, buf);
   }
@@ -187,10 +214,11 @@ Result<std::vector<uint8_t>> HybridMemory::serialize(std::string_view fingerprin
       put_set(w, sn.valid);
       w.put<uint32_t>(static_cast<uint32_t>(sn.cells.size()));
       for (int32_t c : sn.cells) w.put<uint32_t>(static_cast<uint32_t>(c));
-      if (sn.has_state) put_floats(w, m.snaps.state(i), m.snaps.state_floats());
+      if (sn.has_state) w.bytes(m.snaps.state(i), m.snaps.state_bytes());
     }
     fb.section(kSnap, buf);
   }
+  put_state_type(fb, m.rec);
   return fb.finish();
 }
 
@@ -202,6 +230,7 @@ Status HybridMemory::deserialize(std::span<const uint8_t> bytes, std::string_vie
                                             fingerprint));
   for (uint32_t t : {kOpts, kCell, kKvdt, kRecs, kSnap})
     if (!pf.find(t)) return TANDEM_ERR(kCorrupt, "memory state: a section is missing");
+  TANDEM_TRY(check_state_type(pf, m.rec));
   const int n_ctx = m.has_attn() ? m.kv.n_ctx() : 0;
   const int n_seq_max = m.opts.n_seq_max;
   {
@@ -237,7 +266,7 @@ Status HybridMemory::deserialize(std::span<const uint8_t> bytes, std::string_vie
   const std::span<const uint8_t> kv = *pf.find(kKvdt);
   if (kv.size() != used.size() * m.kv.cell_bytes()) return corrupt("KVDT", "size does not match the cell count");
   // ---- recurrent
-  const size_t slot_bytes = m.rec.slot_floats() * sizeof(float);
+  const size_t slot_bytes = m.rec.slot_bytes();
   std::vector<int32_t> rc;
   std::vector<RecurrentStore::SeqState> seqs(n_seq_max);
   std::vector<std::pair<int, std::span<const uint8_t>>> slot_data;
@@ -319,11 +348,7 @@ Status HybridMemory::deserialize(std::span<const uint8_t> bytes, std::string_vie
   if (m.has_rec()) {
     m.rec.set_refcounts(rc);
     m.rec.set_seqs(seqs);
-    std::vector<float> tmp(m.rec.slot_floats());
-    for (auto& [slot, d] : slot_data) {
-      std::memcpy(tmp.data(), d.data(), slot_bytes);
-      m.rec.write_slot(slot, tmp.data());
-    }
+    for (auto& [slot, d] : slot_data) m.rec.write_slot_raw(slot, d.data());
   }
   m.snaps.clear(nullptr);
   for (size_t i = 0; i < snaps.size(); ++i) {
@@ -358,7 +383,7 @@ Result<std::vector<uint8_t>> HybridMemory::serialize_seq(int s, std::string_view
     fb.section(kSatt, buf);
   }
   buf.clear();
-  std::vector<float> tmp(m.rec.slot_floats());
+  std::vector<uint8_t> tmp(m.rec.slot_bytes());
   {
     Writer w(buf);
     const bool has = m.has_rec() && m.rec.seq(s).slot >= 0;
@@ -366,8 +391,8 @@ Result<std::vector<uint8_t>> HybridMemory::serialize_seq(int s, std::string_view
     w.put<int32_t>(has ? m.rec.seq(s).pos_min : -1);
     w.put<int32_t>(has ? m.rec.seq(s).pos_max : -1);
     if (has) {
-      m.rec.read_slot(m.rec.seq(s).slot, tmp.data());
-      put_floats(w, tmp.data(), tmp.size());
+      m.rec.read_slot_raw(m.rec.seq(s).slot, tmp.data());
+      w.bytes(tmp.data(), tmp.size());
     }
     fb.section(kSrec, buf);
   }
@@ -384,10 +409,11 @@ Result<std::vector<uint8_t>> HybridMemory::serialize_seq(int s, std::string_view
       w.put<int32_t>(sn.pos);
       w.put<int32_t>(sn.origin);
       w.put<uint8_t>(sn.has_state ? 1 : 0);
-      if (sn.has_state) put_floats(w, m.snaps.state(i), m.snaps.state_floats());
+      if (sn.has_state) w.bytes(m.snaps.state(i), m.snaps.state_bytes());
     }
     fb.section(kSsnp, buf);
   }
+  put_state_type(fb, m.rec);
   return fb.finish();
 }
 
@@ -402,7 +428,8 @@ Status HybridMemory::deserialize_seq(std::span<const uint8_t> bytes, int dst, st
                                             fingerprint));
   for (uint32_t t : {kSatt, kSrec, kSsnp})
     if (!pf.find(t)) return TANDEM_ERR(kCorrupt, "memory state: a section is missing");
-  const size_t slot_bytes = m.rec.slot_floats() * sizeof(float);
+  TANDEM_TRY(check_state_type(pf, m.rec));
+  const size_t slot_bytes = m.rec.slot_bytes();
   // ---- attention cells
   std::vector<int32_t> pos;
   std::span<const uint8_t> kv;
@@ -461,11 +488,9 @@ Status HybridMemory::deserialize_seq(std::span<const uint8_t> bytes, int dst, st
       cursor = c + 1;
     }
   }
-  std::vector<float> tmp(m.rec.slot_floats());
   if (has) {
     const int y = m.rec.alloc_slot();
-    std::memcpy(tmp.data(), rec.data(), slot_bytes);
-    m.rec.write_slot(y, tmp.data());
+    m.rec.write_slot_raw(y, rec.data());
     m.rec.attach(dst, y);
     m.rec.seq_mut(dst).pos_min = pmin;
     m.rec.seq_mut(dst).pos_max = pmax;
