@@ -2,6 +2,7 @@
 // final norm and LM head for the output rows only.
 #include <cstring>
 
+#include "core/profiler.h"
 #include "model/arch/arch.h"
 #include "model/layers/fwd.h"
 #include "model/layers/layers.h"
@@ -67,6 +68,7 @@ Status Runner::forward(const memory::UBatch& ub, memory::LayerMemory& mem, float
       }
     }
     if (logits) {
+      TANDEM_PROF_SECTION(kLmHead);  // bench --profile
       kernels::matmul(w.output, outn, n, lg, pool);
       if (c.logit_scale != 1.0f) kernels::scale(lg, 1.0f / c.logit_scale, n * c.n_vocab);
       for (int j = 0; j < n; ++j) {

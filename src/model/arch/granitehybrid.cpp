@@ -5,8 +5,7 @@
 // Logits are divided by logit_scale (runner).
 #include "model/arch/arch.h"
 #include "model/config.h"
-#include "model/layers/bind.h"
-#include "model/layers/layers.h"
+#include "model/layers/block.h"
 
 namespace tandem::model {
 namespace {
@@ -29,41 +28,17 @@ Status configure(const gguf::File& f, ModelConfig& c) {
   return Status::ok();
 }
 
+// The block's knobs for this architecture.
+PrenormBlock style(const ModelConfig& c) {
+  return PrenormBlock{.rope = c.use_rope, .moe_renormalise = true, .residual_scale = c.residual_scale};
+}
+
 Status bind(Binder& b, const ModelConfig& c, Weights& w) {
-  for (int il = 0; il < c.n_layer; ++il) {
-    LayerWeights& lw = w.layers[il];
-    TANDEM_TRY(bind_norm(b, c, blk(il, "attn_norm.weight"), &lw.attn_norm));
-    if (c.mixer[il] == MixerKind::kMamba2) {
-      TANDEM_TRY(bind_mamba2(b, c, il, lw, /*norm_optional=*/false));
-    } else {
-      TANDEM_TRY(bind_attention(b, c, il, lw));
-    }
-    TANDEM_TRY(bind_norm(b, c, blk(il, "ffn_norm.weight"), &lw.ffn_norm));
-    TANDEM_TRY(c.ffn[il] == FfnKind::kMoE ? bind_moe(b, c, il, lw) : bind_swiglu(b, c, il, lw));
-  }
+  for (int il = 0; il < c.n_layer; ++il) TANDEM_TRY(bind_prenorm_block(b, c, il, w.layers[il], style(c)));
   return Status::ok();
 }
 
-Status layer(Fwd& f, int il) {
-  const ModelConfig& c = f.cfg;
-  const LayerWeights& lw = f.w.layers[il];
-  const int E = c.n_embd;
-  norm_rows(f.h(), lw.attn_norm, f.xn(), f.T, E, c.norm_eps);
-  if (c.mixer[il] == MixerKind::kMamba2) {
-    TANDEM_TRY(mamba2_mixer(f, lw, il, f.xn(), f.mix()));
-  } else {
-    TANDEM_TRY(attention_mixer(f, lw, il, f.xn(), f.mix(), c.use_rope));
-  }
-  residual_add(f.h(), f.mix(), c.residual_scale, f.T, E);
-  norm_rows(f.h(), lw.ffn_norm, f.xn(), f.T, E, c.norm_eps);
-  if (c.ffn[il] == FfnKind::kMoE) {
-    ffn_moe(f, lw, /*norm_w=*/true, f.xn(), f.ffo());
-  } else {
-    ffn_swiglu(f, lw.ffn_gate, lw.ffn_gate_b, lw.ffn_up, lw.ffn_up_b, lw.ffn_down, lw.ffn_down_b, f.xn(), f.ffo());
-  }
-  residual_add(f.h(), f.ffo(), c.residual_scale, f.T, E);
-  return Status::ok();
-}
+Status layer(Fwd& f, int il) { return prenorm_block(f, il, style(f.cfg)); }
 
 }  // namespace
 

@@ -3,8 +3,7 @@
 // blk.N.ffn_gate_inp exists (softmax top-k, weights NOT renormalised) → residual.
 #include "model/arch/arch.h"
 #include "model/config.h"
-#include "model/layers/bind.h"
-#include "model/layers/layers.h"
+#include "model/layers/block.h"
 
 namespace tandem::model {
 namespace {
@@ -27,41 +26,17 @@ Status configure(const gguf::File& f, ModelConfig& c) {
   return Status::ok();
 }
 
+// The block's knobs for this architecture.
+PrenormBlock style(const ModelConfig&) {
+  return PrenormBlock{.rope = false, .moe_renormalise = false, .residual_scale = 1.0f, .mamba1_bc_norms = true};
+}
+
 Status bind(Binder& b, const ModelConfig& c, Weights& w) {
-  for (int il = 0; il < c.n_layer; ++il) {
-    LayerWeights& lw = w.layers[il];
-    TANDEM_TRY(bind_norm(b, c, blk(il, "attn_norm.weight"), &lw.attn_norm));
-    if (c.mixer[il] == MixerKind::kMamba1) {
-      TANDEM_TRY(bind_mamba1(b, c, il, lw, /*bc_norms=*/true));
-    } else {
-      TANDEM_TRY(bind_attention(b, c, il, lw));
-    }
-    TANDEM_TRY(bind_norm(b, c, blk(il, "ffn_norm.weight"), &lw.ffn_norm));
-    TANDEM_TRY(c.ffn[il] == FfnKind::kMoE ? bind_moe(b, c, il, lw) : bind_swiglu(b, c, il, lw));
-  }
+  for (int il = 0; il < c.n_layer; ++il) TANDEM_TRY(bind_prenorm_block(b, c, il, w.layers[il], style(c)));
   return Status::ok();
 }
 
-Status layer(Fwd& f, int il) {
-  const ModelConfig& c = f.cfg;
-  const LayerWeights& lw = f.w.layers[il];
-  const int E = c.n_embd;
-  norm_rows(f.h(), lw.attn_norm, f.xn(), f.T, E, c.norm_eps);
-  if (c.mixer[il] == MixerKind::kMamba1) {
-    TANDEM_TRY(mamba1_mixer(f, lw, il, f.xn(), f.mix()));
-  } else {
-    TANDEM_TRY(attention_mixer(f, lw, il, f.xn(), f.mix(), /*rope=*/false));
-  }
-  residual_add(f.h(), f.mix(), 1.0f, f.T, E);
-  norm_rows(f.h(), lw.ffn_norm, f.xn(), f.T, E, c.norm_eps);
-  if (c.ffn[il] == FfnKind::kMoE) {
-    ffn_moe(f, lw, /*norm_w=*/false, f.xn(), f.ffo());
-  } else {
-    ffn_swiglu(f, lw.ffn_gate, lw.ffn_gate_b, lw.ffn_up, lw.ffn_up_b, lw.ffn_down, lw.ffn_down_b, f.xn(), f.ffo());
-  }
-  residual_add(f.h(), f.ffo(), 1.0f, f.T, E);
-  return Status::ok();
-}
+Status layer(Fwd& f, int il) { return prenorm_block(f, il, style(f.cfg)); }
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // Grouped-query attention over the hybrid memory's KV view.
 #include <cstring>
 
+#include "core/profiler.h"
 #include "model/layers/layers.h"
 
 namespace tandem::model {
@@ -18,6 +19,7 @@ void store_row(DType type, const float* src, void* dst, int n) {
 }  // namespace
 
 Status attention_mixer(Fwd& f, const LayerWeights& lw, int il, const float* x, float* out, bool rope) {
+  TANDEM_PROF_SECTION(kAttention);  // bench --profile: matmul time by layer part
   const ModelConfig& c = f.cfg;
   const int T = f.T;
   const int nh = c.n_head[il], nkv = c.n_head_kv[il], dk = c.head_dim_k, dv = c.head_dim_v;

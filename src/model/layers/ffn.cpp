@@ -1,4 +1,6 @@
 // Row helpers and the dense feed-forward builders (SwiGLU, ReLU²).
+#include "core/profiler.h"
+#include "kernels/act_fast.h"
 #include "model/layers/layers.h"
 
 namespace tandem::model {
@@ -29,17 +31,19 @@ void residual_add(float* h, float* branch, float scale, int T, int n) {
 
 void ffn_swiglu(Fwd& f, const kernels::Matrix& gate, const Vec& bg, const kernels::Matrix& up, const Vec& bu,
                 const kernels::Matrix& down, const Vec& bd, const float* x, float* out) {
+  TANDEM_PROF_SECTION(kFfn);  // bench --profile: matmul time by layer part
   const int F = static_cast<int>(gate.rows);
   float* a = f.s.ffa.as<float>();  // [T][F]
   float* b = f.s.ffb.as<float>();  // [T][F]
   linear(f, gate, bg, x, a);
   linear(f, up, bu, x, b);
-  kernels::swiglu(a, b, a, f.T * F);
+  kernels::swiglu_fast(a, b, a, f.T * F);
   linear(f, down, bd, a, out);
 }
 
 void ffn_relu2(Fwd& f, const kernels::Matrix& up, const Vec& bu, const kernels::Matrix& down, const Vec& bd,
                const float* x, float* out) {
+  TANDEM_PROF_SECTION(kFfn);  // bench --profile: matmul time by layer part
   const int F = static_cast<int>(up.rows);
   float* a = f.s.ffa.as<float>();  // [T][F]
   linear(f, up, bu, x, a);

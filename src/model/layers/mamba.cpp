@@ -3,6 +3,8 @@
 // stream s reads/writes the states state.conv[s] / state.ssm[s] in place.
 #include <cstring>
 
+#include "core/profiler.h"
+#include "kernels/act_fast.h"
 #include "model/layers/layers.h"
 
 namespace tandem::model {
@@ -22,6 +24,7 @@ Status check_state(const Fwd& f, const memory::StateView& sv, int il) {
 }  // namespace
 
 Status mamba1_mixer(Fwd& f, const LayerWeights& lw, int il, const float* x, float* out) {
+  TANDEM_PROF_SECTION(kRecurrent);  // bench --profile: matmul time by layer part
   float* xz = f.s.proj.as<float>();  // [T][2*DI]: x | z
   float* y = f.s.y.as<float>();      // [T][DI]
   kernels::matmul(lw.ssm_in, x, f.T, xz, f.pool);
@@ -31,6 +34,7 @@ Status mamba1_mixer(Fwd& f, const LayerWeights& lw, int il, const float* x, floa
 }
 
 Status mamba1_core(Fwd& f, const LayerWeights& lw, int il, const float* xz, float* y) {
+  TANDEM_PROF_SECTION(kRecurrent);  // bench --profile: matmul time by layer part
   const ModelConfig& c = f.cfg;
   const int T = f.T, DI = c.ssm_d_inner, N = c.ssm_d_state, R = c.ssm_dt_rank;
   const int XDB = R + 2 * N;
@@ -93,12 +97,13 @@ Status mamba1_core(Fwd& f, const LayerWeights& lw, int il, const float* xz, floa
 
   for (int t = 0; t < T; ++t) {  // y = y * silu(z)
     float* yr = y + static_cast<size_t>(t) * DI;
-    kernels::swiglu(xz + static_cast<size_t>(t) * 2 * DI + DI, yr, yr, DI);
+    kernels::swiglu_fast(xz + static_cast<size_t>(t) * 2 * DI + DI, yr, yr, DI);
   }
   return Status::ok();
 }
 
 Status mamba2_mixer(Fwd& f, const LayerWeights& lw, int il, const float* x, float* out) {
+  TANDEM_PROF_SECTION(kRecurrent);  // bench --profile: matmul time by layer part
   const ModelConfig& c = f.cfg;
   const int T = f.T, DI = c.ssm_d_inner, N = c.ssm_d_state, H = c.ssm_dt_rank, G = c.ssm_n_group;
   const int CH = DI + 2 * G * N;   // conv channels: x | B | C
@@ -151,7 +156,7 @@ Status mamba2_mixer(Fwd& f, const LayerWeights& lw, int il, const float* x, floa
 
   for (int t = 0; t < T; ++t) {
     float* yr = y + static_cast<size_t>(t) * DI;
-    kernels::swiglu(zxbcdt + static_cast<size_t>(t) * DP, yr, yr, DI);  // gate first: y * silu(z)
+    kernels::swiglu_fast(zxbcdt + static_cast<size_t>(t) * DP, yr, yr, DI);  // gate first: y * silu(z)
     if (lw.ssm_norm) kernels::group_rms_norm(yr, lw.ssm_norm.data, yr, DI, DI / G, c.norm_eps);
   }
   kernels::matmul(lw.ssm_out, y, T, out, f.pool);

@@ -2,11 +2,14 @@
 // optional shared expert.
 #include <cstring>
 
+#include "core/profiler.h"
+#include "kernels/act_fast.h"
 #include "model/layers/layers.h"
 
 namespace tandem::model {
 
 void ffn_moe(Fwd& f, const LayerWeights& lw, bool norm_w, const float* x, float* out) {
+  TANDEM_PROF_SECTION(kMoe);  // bench --profile: matmul time by layer part
   const int E = f.cfg.n_embd, X = f.cfg.n_expert, K = f.cfg.n_expert_used, T = f.T;
   float* router = f.s.router.as<float>();   // [T][X]
   int* idx = f.s.sel_idx.as<int>();         // [T][K]
@@ -45,7 +48,7 @@ void ffn_moe(Fwd& f, const LayerWeights& lw, bool norm_w, const float* x, float*
     float* b = f.s.ffb.as<float>();
     kernels::matmul(lw.gate_exps[e], gx, n, a, f.pool);
     kernels::matmul(lw.up_exps[e], gx, n, b, f.pool);
-    kernels::swiglu(a, b, a, n * F);
+    kernels::swiglu_fast(a, b, a, n * F);
     kernels::matmul(lw.down_exps[e], a, n, gy, f.pool);
     for (int j = 0; j < n; ++j) {
       float* dst = slot_out + (static_cast<size_t>(rows[j]) * K + slots[j]) * E;
