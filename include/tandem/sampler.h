@@ -4,6 +4,8 @@
 //   penalties (repetition / frequency / presence over the last N accepted tokens)
 //   -> logit bias -> top-k -> typical -> top-p -> min-p -> temperature -> draw
 //
+// An optional constraint (a grammar, see SamplerOptions::constraint) bans the
+// tokens that cannot come next right after the logit bias, before the filters.
 // The filters (top-k ... min-p) look at the untempered distribution; the
 // temperature only reshapes what survives them. temperature <= 0 means greedy:
 // the argmax after penalties and bias (ties go to the lower token id), no RNG.
@@ -11,11 +13,31 @@
 // so a seed gives the same tokens on every platform.
 // Self-contained (std only): part of the public API.
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <utility>
 #include <vector>
 
 namespace tandem {
+
+struct TokenCandidate;
+
+// A stateful rule on which tokens may come next (grammar-constrained output).
+// Each Sampler owns its own copy (clone()) of the constraint it was given.
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  // Sets .logit = -inf on every candidate whose token may not come next
+  // (candidates already at -inf may be skipped).
+  virtual void apply(TokenCandidate* cands, size_t n) = 0;
+  // Advances past a generated token (one apply() allowed). False when the
+  // token cannot continue the constrained output.
+  virtual bool accept(int32_t token) = 0;
+  // True when the output so far is complete (an end-of-generation token is allowed).
+  virtual bool can_end() const = 0;
+  virtual void reset() = 0;
+  virtual std::unique_ptr<TokenConstraint> clone() const = 0;
+};
 
 struct SamplerOptions {
   float temperature = 0.8f;     // <= 0: greedy
@@ -29,6 +51,8 @@ struct SamplerOptions {
   int penalty_last_n = 64;      // how many accepted tokens the penalties see (0: none, -1: all)
   std::vector<std::pair<int32_t, float>> logit_bias;  // added to the logit (-inf bans)
   uint32_t seed = 0;
+  // Optional: e.g. a grammar (runtime/grammar/constraint.h). Cloned by every Sampler.
+  std::shared_ptr<const TokenConstraint> constraint;
 };
 
 struct TokenCandidate {
@@ -40,11 +64,20 @@ struct TokenCandidate {
 class Sampler {
  public:
   explicit Sampler(SamplerOptions opts);
+  Sampler(const Sampler& o);
+  Sampler& operator=(const Sampler& o);
+  Sampler(Sampler&&) noexcept = default;
+  Sampler& operator=(Sampler&&) noexcept = default;
 
   // Picks a token from logits[0 .. n_vocab). Does not accept it (call accept()).
   int32_t sample(const float* logits, int n_vocab);
-  // Records a token for the penalties (prompt tokens too, if you want them penalised).
-  void accept(int32_t token);
+  // Records a generated token: for the penalties and, with a constraint, to
+  // advance it (false when the constraint refuses the token).
+  bool accept(int32_t token);
+  // Records a prompt token for the penalties only (the constraint does not see it).
+  void accept_prompt(int32_t token);
+  // The constraint (nullptr when none): e.g. can_end() after sampling EOG.
+  const TokenConstraint* constraint() const { return constraint_.get(); }
   // Forget accepted tokens and re-seed the RNG with the original seed.
   void reset();
 
@@ -59,6 +92,7 @@ class Sampler {
   SamplerOptions opts_;
   std::mt19937 rng_;
   std::vector<int32_t> history_;  // accepted tokens, oldest first
+  std::unique_ptr<TokenConstraint> constraint_;  // this sampler's own copy
 };
 
 }  // namespace tandem

@@ -210,6 +210,10 @@ struct Batch {
 
 // ------------------------------------------------------------------ context
 enum class KvType { kF16, kF32 };
+// Storage of the recurrent (conv + SSM) states and their snapshots. kBF16 halves
+// their bytes; the forward pass still computes in f32 (each micro-batch's states
+// are widened, updated, then rounded back to bf16).
+enum class StateType { kF32, kBF16 };
 
 struct ContextOptions {
   int n_ctx = 0;          // attention cells (tokens over all sequences); 0: the model's training length
@@ -217,6 +221,7 @@ struct ContextOptions {
   int n_ubatch = 512;     // tokens per micro-batch (compute buffer size)
   int n_threads = 0;      // 0: hardware concurrency
   KvType kv_type = KvType::kF16;
+  StateType state_type = StateType::kF32;
   int snapshot_slots = 0; // recurrent-state snapshots kept for truncation (0: replay from the start)
   // Take a recurrent-state snapshot of each sequence at the end of every
   // decode call (needs snapshot_slots > 0): a later cut replays only the
@@ -275,6 +280,20 @@ class Context {
   Outcome seq_keep(int seq);                      // drop every other sequence
   Outcome seq_add(int seq, int p0, int p1, int delta);  // shift positions
   Outcome seq_div(int seq, int p0, int p1, int d);      // divide positions (integer)
+  // Cost of truncation: tokens re-decoded by the most recent seq_rm call (0 when
+  // it needed none: attention-only models, whole-sequence removals, a cut right
+  // after a snapshot). For a suffix cut at p0 of a model with recurrent layers it
+  // is p0 - (S + 1), S the position of the newest snapshot at or before p0 - 1
+  // (S = -1 without one). replayed_tokens_total() sums them since create().
+  int last_replayed_tokens() const;
+  int64_t replayed_tokens_total() const;
+  // seq_rm(seq, p0, -1) with the replay left to the caller (speculative
+  // decoding folds it into its next decode): returns the position the next
+  // decode of seq must start at. When it is below p0, the kept tokens at
+  // [returned, p0) must be decoded again first (seq_tokens() no longer lists
+  // them; their attention cells are rewritten in place). Until then use no
+  // other memory operation on seq than decode or a whole-sequence seq_rm.
+  Expected<int> seq_rm_deferred(int seq, int p0);
   int seq_pos_min(int seq) const;  // -1 when the sequence is empty
   int seq_pos_max(int seq) const;
   // Tokens currently held for `seq`, in position order (the replay history).
@@ -298,6 +317,13 @@ class Context {
 
   // Bytes of memory held by the KV cache + recurrent states (+ snapshots).
   size_t memory_bytes() const;
+
+  // Memory in use, read from the memory itself (src/runtime/context_usage.cpp).
+  int n_cells_used() const;   // attention cells used by a sequence or pinned by a snapshot
+  int n_slots_used() const;   // recurrent state slots referenced by sequences (shared slots once)
+  int n_snapshots() const;    // snapshots held in the pool
+  size_t cell_bytes() const;  // K/V bytes of one attention cell over all attention layers (0: none)
+  size_t state_bytes() const; // bytes of one recurrent state (conv + SSM, all layers; 0: none)
 
   struct Impl;
 

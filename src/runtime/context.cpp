@@ -1,5 +1,8 @@
 // tandem::Context: creation and the all-or-nothing decode.
+#include <unistd.h>
+
 #include <algorithm>
+#include <new>
 #include <thread>
 
 #include "core/log.h"
@@ -23,6 +26,11 @@ Expected<std::unique_ptr<Context>> Context::create(const Model& model, const Con
                    fmt::format("n_seq_max {} outside [1, {}]", o.n_seq_max, memory::kMaxSeq));
   if (o.n_ubatch < 1) return Outcome(Errc::kInvalidArgument, fmt::format("n_ubatch {} < 1", o.n_ubatch));
   if (o.n_threads <= 0) o.n_threads = std::max(1u, std::thread::hardware_concurrency());
+  // Absurd values must be refused, not turned into 100000 threads or a
+  // multi-terabyte allocation (an uncaught exception or an OOM kill).
+  constexpr int kMaxThreads = 1024;
+  if (o.n_threads > kMaxThreads)
+    return Outcome(Errc::kInvalidArgument, fmt::format("n_threads {} exceeds the limit of {} threads", o.n_threads, kMaxThreads));
   if (o.snapshot_slots < 0)
     return Outcome(Errc::kInvalidArgument, fmt::format("snapshot_slots {} < 0", o.snapshot_slots));
   if (o.auto_snapshot && o.snapshot_slots == 0)
@@ -36,11 +44,27 @@ Expected<std::unique_ptr<Context>> Context::create(const Model& model, const Con
   mo.n_seq_max = o.n_seq_max;
   mo.n_ubatch = o.n_ubatch;
   mo.kv_type = o.kv_type == KvType::kF32 ? DType::F32 : DType::F16;
+  mo.state_type = o.state_type == StateType::kBF16 ? DType::BF16 : DType::F32;
   mo.snapshot_slots = o.snapshot_slots;
-  auto mem = memory::HybridMemory::create(impl->m->layer_specs(), mo);
-  if (!mem) return to_outcome(mem.status());
-  impl->mem = std::move(mem).value();
-  impl->runner = std::make_unique<model::Runner>(*impl->m, o.n_ubatch);
+  auto est = memory::HybridMemory::estimate(impl->m->layer_specs(), mo);
+  if (!est) return to_outcome(est.status());
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  if (pages > 0 && page > 0 && est->total() / static_cast<size_t>(page) > static_cast<size_t>(pages))
+    return Outcome(Errc::kOutOfMemory,
+                   fmt::format("n_ctx {} with {} sequences needs {:.1f} GiB of context memory, more than the "
+                               "machine's {:.1f} GiB",
+                               o.n_ctx, o.n_seq_max, static_cast<double>(est->total()) / gib,
+                               static_cast<double>(pages) * static_cast<double>(page) / gib));
+  try {
+    auto mem = memory::HybridMemory::create(impl->m->layer_specs(), mo);
+    if (!mem) return to_outcome(mem.status());
+    impl->mem = std::move(mem).value();
+    impl->runner = std::make_unique<model::Runner>(*impl->m, o.n_ubatch);
+  } catch (const std::bad_alloc&) {
+    return Outcome(Errc::kOutOfMemory, fmt::format("out of memory allocating the context (n_ctx {}, n_ubatch {}, {} sequences)",
+                                                   o.n_ctx, o.n_ubatch, o.n_seq_max));
+  }
   impl->pool = std::make_unique<kernels::ThreadPool>(o.n_threads);
   impl->fingerprint = fmt::format("tandem-model:{:016x}", impl->m->fingerprint());
   impl->hist.resize(o.n_seq_max);
@@ -75,6 +99,7 @@ Status Context::Impl::run_batch(const memory::Batch& b, float* logits_out, bool 
       mem->rollback(plan);
       return st;
     }
+    mem->end_ubatch();  // bf16 state: store the updated states back (no-op for f32)
     done_tokens += a->ubatch->n_tokens;
     if (report_progress && progress)
       progress({i + 1, plan.n_ubatch(), done_tokens, plan.n_tokens});

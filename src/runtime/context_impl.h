@@ -34,6 +34,9 @@ struct Context::Impl {
   std::vector<History> hist;     // [n_seq_max]
   // Histories of the snapshots this context took (memory may evict them).
   std::map<uint64_t, History> snap_hist;
+  // Replay cost of suffix cuts (Context::last_replayed_tokens()).
+  int last_replayed = 0;
+  int64_t replayed_total = 0;
 
   std::function<bool()> cancel;
   std::function<void(const DecodeProgress&)> progress;

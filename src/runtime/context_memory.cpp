@@ -52,19 +52,31 @@ Status Context::Impl::replay(int s, int32_t from, int32_t end) {
   return run_batch(b, nullptr, false);
 }
 
+int Context::last_replayed_tokens() const { return impl_->last_replayed; }
+int64_t Context::replayed_tokens_total() const { return impl_->replayed_total; }
+
 Outcome Context::seq_rm(int seq, int p0, int p1) {
   Impl& I = *impl_;
   if (seq < 0) {
-    for (int s = 0; s < I.opts.n_seq_max; ++s)
+    int sum = 0;  // every sequence: the tokens replayed over all of them
+    for (int s = 0; s < I.opts.n_seq_max; ++s) {
       if (Outcome o = seq_rm(s, p0, p1); !o) return o;
+      sum += I.last_replayed;
+    }
+    I.last_replayed = sum;
     return Outcome();
   }
+  I.last_replayed = 0;
   if (Status st = I.check_seq(seq, "seq_rm"); !st) return to_outcome(st);
   auto r = I.mem->seq_rm(seq, p0, p1);
   if (!r) return to_outcome(r.status());
   runtime::history_erase(I.hist[seq], std::max(p0, 0), p1);
   if (r->needs_replay()) {
     Status st = I.replay(seq, r->replay_from, r->replay_end);
+    if (st) {
+      I.last_replayed = r->replay_end - r->replay_from;
+      I.replayed_total += I.last_replayed;
+    }
     if (!st) {
       // The recurrent state is not where the history says: drop the whole
       // sequence rather than leave memory that contradicts it.
@@ -77,6 +89,20 @@ Outcome Context::seq_rm(int seq, int p0, int p1) {
     }
   }
   return Outcome();
+}
+
+Expected<int> Context::seq_rm_deferred(int seq, int p0) {
+  Impl& I = *impl_;
+  I.last_replayed = 0;
+  if (Status st = I.check_seq(seq, "seq_rm_deferred"); !st) return to_outcome(st);
+  p0 = std::max(p0, 0);
+  auto r = I.mem->seq_rm(seq, p0, -1);
+  if (!r) return to_outcome(r.status());
+  runtime::history_erase(I.hist[seq], p0, -1);
+  if (!r->needs_replay()) return seq_pos_max(seq) + 1;
+  // The history follows the recurrent state: the caller re-decodes the rest.
+  runtime::history_erase(I.hist[seq], r->replay_from, -1);
+  return static_cast<int>(r->replay_from);
 }
 
 Outcome Context::seq_cp(int src, int dst, int p0, int p1) {

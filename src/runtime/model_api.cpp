@@ -4,29 +4,24 @@
 #include <set>
 
 #include "core/dtype.h"
+#include "model/inspect_layers.h"
 #include "runtime/internal.h"
 #include "tokenizer/chat_template.h"
 
 namespace tandem {
 
-const char* model_kind_name(ModelKind k) {
-  switch (k) {
-    case ModelKind::kAttentionOnly: return "attention-only";
-    case ModelKind::kRecurrent: return "recurrent";
-    case ModelKind::kHybrid: return "hybrid";
-  }
-  return "?";
-}
+// The public kinds mirror the internal ones value for value; the names live
+// with the internal enums (src/model, src/model/inspect_layers.h).
+static_assert(int(ModelKind::kAttentionOnly) == int(model::ModelKind::kAttentionOnly) &&
+              int(ModelKind::kRecurrent) == int(model::ModelKind::kRecurrent) &&
+              int(ModelKind::kHybrid) == int(model::ModelKind::kHybrid));
+static_assert(int(LayerKind::kNone) == int(memory::LayerKind::kNone) &&
+              int(LayerKind::kAttention) == int(memory::LayerKind::kAttention) &&
+              int(LayerKind::kRecurrent) == int(memory::LayerKind::kRecurrent) &&
+              int(LayerKind::kBoth) == int(memory::LayerKind::kBoth));
 
-const char* layer_kind_name(LayerKind k) {
-  switch (k) {
-    case LayerKind::kNone: return "none";
-    case LayerKind::kAttention: return "attention";
-    case LayerKind::kRecurrent: return "recurrent";
-    case LayerKind::kBoth: return "both";
-  }
-  return "?";
-}
+const char* model_kind_name(ModelKind k) { return model::model_kind_name(static_cast<model::ModelKind>(k)); }
+const char* layer_kind_name(LayerKind k) { return model::layer_kind_name(static_cast<memory::LayerKind>(k)); }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
@@ -55,25 +50,11 @@ std::string Model::name() const {
   return std::filesystem::path(impl_->path).stem().string();
 }
 
-ModelKind Model::kind() const {
-  switch (impl_->model->config().kind()) {
-    case model::ModelKind::kAttentionOnly: return ModelKind::kAttentionOnly;
-    case model::ModelKind::kRecurrent: return ModelKind::kRecurrent;
-    case model::ModelKind::kHybrid: return ModelKind::kHybrid;
-  }
-  return ModelKind::kHybrid;
-}
+ModelKind Model::kind() const { return static_cast<ModelKind>(impl_->model->config().kind()); }
 
 std::vector<LayerKind> Model::layer_kinds() const {
   std::vector<LayerKind> out;
-  for (const auto& s : impl_->model->layer_specs()) {
-    switch (s.kind) {
-      case memory::LayerKind::kNone: out.push_back(LayerKind::kNone); break;
-      case memory::LayerKind::kAttention: out.push_back(LayerKind::kAttention); break;
-      case memory::LayerKind::kRecurrent: out.push_back(LayerKind::kRecurrent); break;
-      case memory::LayerKind::kBoth: out.push_back(LayerKind::kBoth); break;
-    }
-  }
+  for (const auto& s : impl_->model->layer_specs()) out.push_back(static_cast<LayerKind>(s.kind));
   return out;
 }
 

@@ -1,6 +1,9 @@
 // Chat template front end: context construction and the plain fallback.
 #include "tokenizer/chat_template.h"
 
+#include <mutex>
+#include <set>
+
 #include "core/log.h"
 #include "tokenizer/jinja_ast.h"
 #include "tokenizer/jinja_eval.h"
@@ -51,7 +54,11 @@ ChatRender render_chat(const std::string& source, const std::string& bos_token, 
   ChatRender r;
   auto fallback = [&](std::string why) {
     r.warning = std::move(why);
-    TANDEM_LOG_WARN("chat template: {}; using the plain chat format", r.warning);
+    // Once per reason and process: a chat or a server renders every turn.
+    static std::mutex mu;
+    static std::set<std::string> said;
+    std::lock_guard<std::mutex> lock(mu);
+    if (said.insert(r.warning).second) TANDEM_LOG_WARN("chat template: {}; using the plain chat format", r.warning);
     r.text = render_plain_chat(messages, add_generation_prompt);
     r.used_template = false;
     return r;
