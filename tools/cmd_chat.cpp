@@ -72,8 +72,11 @@ class Chat {
     size_t keep = 0;
     while (keep < held.size() && keep < toks.size() && held[keep] == toks[keep]) ++keep;
     if (keep == toks.size()) --keep;  // at least one token to get logits from
+    int replayed = 0;  // kept tokens re-decoded to rebuild recurrent state after the cut
     if (keep < held.size()) {
-      if (auto st = ctx_.seq_rm(0, static_cast<int>(keep), -1); !st) {
+      if (auto st = ctx_.seq_rm(0, static_cast<int>(keep), -1); st) {
+        replayed = ctx_.last_replayed_tokens();
+      } else {
         std::fprintf(stderr, "%s: error: %s\n", kCmd, st.message().c_str());
         ctx_.clear();
         keep = 0;
@@ -120,8 +123,10 @@ class Chat {
     out(rest + "\n");
     const double gen_s = seconds_since(t1);
     turns_.push_back({"assistant", reply});
-    std::fprintf(stderr, "[reused %zu tokens, processed %zu new in %.3f s; %d generated, %.1f tokens/s]\n", keep,
-                 toks.size() - keep, prompt_s, n_gen, gen_s > 0 ? n_gen / gen_s : 0.0);
+    std::fprintf(stderr,
+                 "[reused %zu tokens, processed %zu new in %.3f s; replayed %d after a cut; %d generated, %.1f "
+                 "tokens/s]\n",
+                 keep, toks.size() - keep, prompt_s, replayed, n_gen, gen_s > 0 ? n_gen / gen_s : 0.0);
     return true;
   }
 

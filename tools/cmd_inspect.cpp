@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "inspect_memory.h"
 #include "gguf/gguf.h"
 #include "model/inspect_layers.h"
 
@@ -165,6 +166,18 @@ int run_inspect(int argc, char** argv) {
   app.add_option("--max-items", o.max_items, "array items shown before summarising")
       ->capture_default_str();
   app.add_flag("--full", o.full, "JSON: include complete arrays and strings");
+  // --memory: what a context configuration would take (tools/inspect_memory.h).
+  bool memory = false;
+  tandem::tools::MemoryQuery mq;
+  app.add_flag("--memory", memory, "print the memory a context would take (with --ctx, --parallel, --kv-type)");
+  app.add_option("--ctx", mq.n_ctx, "--memory: context cells (default: the model's training context)")
+      ->check(CLI::Range(1, 1 << 30));
+  app.add_option("--parallel", mq.n_parallel, "--memory: sequences")->check(CLI::Range(1, 256));
+  app.add_option("--kv-type", mq.kv_type, "--memory: KV cache type")->check(CLI::IsMember({"f16", "f32"}));
+  app.add_option("--state-type", mq.state_type, "--memory: recurrent state type")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--snapshot-slots", mq.snapshot_slots, "--memory: recurrent-state snapshots")
+      ->check(CLI::Range(0, 1 << 20));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -172,6 +185,11 @@ int run_inspect(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "tandem inspect: error: %s\n", e.what());
     return 1;
+  }
+  if (memory) {
+    mq.path = o.path;
+    mq.json = o.json;
+    return tandem::tools::print_memory(mq);
   }
   auto file = File::open(o.path);
   if (!file.is_ok()) {

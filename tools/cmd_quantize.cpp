@@ -5,6 +5,7 @@
 
 #include "command.h"
 #include "model/tools/quantize.h"
+#include "tandem/tandem.h"
 
 namespace {
 
@@ -22,6 +23,12 @@ int run_quantize(int argc, char** argv) {
   if (!target.is_ok()) {
     std::fprintf(stderr, "tandem quantize: error: %s\n", target.status().to_string().c_str());
     return 2;
+  }
+  // Only a model Tandem can load is quantized: a file with a wrong tensor
+  // shape or type would otherwise become a second broken file.
+  if (auto m = tandem::Model::load(in); !m) {
+    std::fprintf(stderr, "tandem quantize: error: %s\n", m.error().c_str());
+    return 1;
   }
   const auto t0 = std::chrono::steady_clock::now();
   auto st = tandem::model::quantize_gguf(in, out, *target, opts);

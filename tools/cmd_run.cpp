@@ -1,5 +1,5 @@
 // `tandem run [-m MODEL] [-p PROMPT] [-n N] [--temp T --top-k K --top-p P --min-p P --seed S]
-//             [--parallel K] [-t THREADS] [--ctx N] [--llama2c]`
+//             [--parallel K] [-t THREADS] [--ctx N] [--llama2c] [--grammar FILE | --json-schema FILE]`
 // Generates text after a prompt and streams it to stdout. By default it prints
 // what the reference engine's simple generator prints: the prompt echoed token
 // by token exactly as the model sees it (a SentencePiece vocabulary gives it a
@@ -7,6 +7,10 @@
 // ("\n\n"). --llama2c prints what llama2.c's `run` prints instead: no leading
 // space, generation also stops at BOS, one final newline, f32 KV cache. --parallel K generates K continuations of the same prompt;
 // the prompt is processed once and shared by the K sequences through seq_cp.
+// --draft-model M / --lookup N [--draft-max K] generate through speculative
+// decoding (src/runtime/speculative.h): same text, acceptance stats on stderr.
+// --grammar FILE (GBNF) / --json-schema FILE constrain the generated text
+// (src/runtime/grammar/); generation stops when the grammar is complete.
 // Speeds (prompt and generation tokens/s) go to stderr. With no -m the bundled
 // default model models/tiny-hybrid-stories.gguf is used.
 #include <chrono>
@@ -17,6 +21,8 @@
 
 #include "cli_common.h"
 #include "command.h"
+#include "run_speculative.h"
+#include "runtime/grammar/load.h"
 #include "tandem/tandem.h"
 
 namespace {
@@ -34,6 +40,9 @@ struct Args {
   int64_t seed = -1;
   bool llama2c = false, no_echo = false, ignore_eos = false;
   std::string kv = "f16";
+  std::string state_type = "f32";  // --state-type: recurrent state storage
+  std::string grammar_file, schema_file;  // --grammar / --json-schema: constrained output
+  tandem::tools::SpecArgs spec;  // --draft-model / --lookup (run_speculative.h)
 };
 
 void write(const std::string& s) {
@@ -62,12 +71,25 @@ int run(const Args& a) {
   const int n_prompt = static_cast<int>(prompt.size());
   const int K = a.parallel;
 
+  const bool spec = a.spec.requested();
+  if (spec && K > 1) return fail(kCmd, "speculative decoding (--draft-model / --lookup) generates one sequence: drop --parallel");
+  // --grammar / --json-schema: every sampler bans the tokens that cannot continue the grammar.
+  std::shared_ptr<const tandem::TokenConstraint> constraint;
+  if (!a.grammar_file.empty() || !a.schema_file.empty()) {
+    if (spec) return fail(kCmd, "--grammar / --json-schema cannot be combined with speculative decoding");
+    const bool schema = !a.schema_file.empty();
+    auto c = tandem::grammar::constraint_from_file(m, schema ? a.schema_file : a.grammar_file, schema);
+    if (!c.is_ok()) return fail(kCmd, c.status().message());
+    constraint = *c;
+  }
   tandem::ContextOptions co;
-  co.n_ctx = a.ctx > 0 ? a.ctx : n_prompt + K * a.n_predict;
+  co.n_ctx = a.ctx > 0 ? a.ctx : n_prompt + K * a.n_predict + (spec ? a.spec.draft_max + 1 : 0);
+  if (spec) co.snapshot_slots = 2;  // the rollback window: one snapshot per round
   co.n_seq_max = K;
   co.n_ubatch = a.ubatch;
   co.n_threads = a.threads;
   co.kv_type = a.kv == "f32" ? tandem::KvType::kF32 : tandem::KvType::kF16;
+  co.state_type = a.state_type == "bf16" ? tandem::StateType::kBF16 : tandem::StateType::kF32;
   if (n_prompt + a.n_predict > co.n_ctx)
     return fail(kCmd, "prompt (" + std::to_string(n_prompt) + " tokens) + " + std::to_string(a.n_predict) +
                           " generated tokens do not fit in --ctx " + std::to_string(co.n_ctx));
@@ -92,8 +114,9 @@ int run(const Args& a) {
     so.presence_penalty = a.presence_penalty;
     so.penalty_last_n = a.repeat_last_n;
     so.seed = seed + static_cast<uint32_t>(k);
+    so.constraint = constraint;
     samplers.emplace_back(so);
-    for (int32_t t : prompt) samplers.back().accept(t);
+    for (int32_t t : prompt) samplers.back().accept_prompt(t);
     streams.emplace_back(m, a.llama2c);
   }
 
@@ -105,6 +128,26 @@ int run(const Args& a) {
       if (K == 1) write(s);
       else texts[k] += s;
     }
+  }
+
+  if (spec) {
+    // Draft, verify in one call, accept (src/runtime/speculative.h).
+    std::unique_ptr<tandem::Model> draft_model;
+    auto drafter = tandem::tools::make_drafter(a.spec, m, co.n_ctx, co.n_threads, draft_model);
+    if (!drafter) return fail(kCmd, drafter.error());
+    auto stop = [&](int32_t t) { return !a.ignore_eos && (m.is_eog(t) || (a.llama2c && t == m.bos())); };
+    auto emit = [&](int32_t t) { if (!stop(t)) write(streams[0].push(t)); };
+    auto r = tandem::tools::generate_speculative(ctx, drafter->get(), a.spec.draft_max, prompt, a.n_predict,
+                                                 samplers[0], stop, emit);
+    if (!r) return fail(kCmd, r.error());
+    int n_gen = static_cast<int>(r->tokens.size());
+    if (n_gen > 0 && stop(r->tokens.back())) --n_gen;
+    write(streams[0].flush() + (a.llama2c ? "\n" : "\n\n"));
+    std::fprintf(stderr, "\nprompt: %d tokens in %.3f s (%.1f tokens/s)\n", n_prompt, r->prompt_s,
+                 r->prompt_s > 0 ? n_prompt / r->prompt_s : 0.0);
+    std::fprintf(stderr, "generation: %d tokens in %.3f s (%.1f tokens/s)\n%s", n_gen, r->gen_s,
+                 r->gen_s > 0 ? n_gen / r->gen_s : 0.0, tandem::tools::format_spec_stats(*r).c_str());
+    return 0;
   }
 
   // Prompt: one decode call, logits for the last row only.
@@ -126,13 +169,16 @@ int run(const Args& a) {
   std::vector<bool> live(K, true);
   int n_gen = 0;
   const auto t_gen = std::chrono::steady_clock::now();
-  double gen_decode_s = 0;
-  int n_decoded = 0;
+  double gen_decode_s = 0, sample_s = 0;  // sample_s: the sampler chain (grammar mask included)
+  int n_decoded = 0, n_sampled = 0;
   for (int step = 0; step < a.n_predict; ++step) {
     b.clear();
     for (int k = 0; k < K; ++k) {
       if (!live[k]) continue;
+      const auto t_s = std::chrono::steady_clock::now();
       const int32_t tok = samplers[k].sample(ctx.logits(row[k]), ctx.n_vocab());
+      sample_s += seconds_since(t_s);
+      ++n_sampled;
       if (tok < 0 || (!a.ignore_eos && (m.is_eog(tok) || (a.llama2c && tok == m.bos())))) {
         live[k] = false;
         continue;
@@ -168,6 +214,8 @@ int run(const Args& a) {
                prompt_s > 0 ? n_prompt / prompt_s : 0.0);
   std::fprintf(stderr, "generation: %d tokens in %.3f s (%.1f tokens/s; %d decoded in %.3f s)\n", n_gen, gen_s,
                gen_s > 0 ? n_gen / gen_s : 0.0, n_decoded, gen_decode_s);
+  std::fprintf(stderr, "sampling: %.3f ms/token (%d samples%s)\n", n_sampled > 0 ? 1e3 * sample_s / n_sampled : 0.0,
+               n_sampled, constraint ? ", grammar-constrained" : "");
   return 0;
 }
 
@@ -196,10 +244,15 @@ int run_cmd(int argc, char** argv) {
   app.add_option("--ubatch", a.ubatch, "tokens per micro-batch")->check(CLI::Range(1, 1 << 16));
   auto* kv_opt = app.add_option("--kv", a.kv, "KV cache type (default f16; f32 with --llama2c)")
                      ->check(CLI::IsMember({"f16", "f32"}));
+  app.add_option("--state-type", a.state_type, "recurrent state storage: f32 (default) or bf16 (half the bytes)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   app.add_flag("--llama2c", a.llama2c,
                "print as llama2.c's run does: no leading space, stop at BOS too, one final newline");
   app.add_flag("--no-echo", a.no_echo, "do not print the prompt");
   app.add_flag("--ignore-eos", a.ignore_eos, "keep generating after end-of-generation tokens");
+  auto* g_opt = app.add_option("--grammar", a.grammar_file, "constrain the output to a GBNF grammar file");
+  app.add_option("--json-schema", a.schema_file, "constrain the output to a JSON Schema file")->excludes(g_opt);
+  tandem::tools::add_spec_options(app, a.spec);
   if (auto rc = tandem::tools::parse_args(app, argc, argv)) return *rc;
   // llama2.c keeps its cache in f32; greedy near-ties make that visible.
   if (a.llama2c && kv_opt->count() == 0) a.kv = "f32";

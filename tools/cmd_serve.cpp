@@ -1,11 +1,13 @@
 // `tandem serve -m MODEL [--host H] [--port P] [--parallel N] [--ctx N] [-t T]
-//  [--api-key KEY] [--max-body BYTES] [--queue N] [--timeout S]`
+//  [--api-key KEY] [--max-body BYTES] [--queue N] [--timeout S] [--cache-mem BYTES]
+//  [--cache-snapshots N] [--snapshot-every N] [--no-prefix-cache]`
 // An OpenAI-compatible HTTP server: tandem::server::Service (src/runtime/server)
 // behind cpp-httplib. The socket is bound first (port 0 picks a free one) and
 // `listening on http://HOST:PORT` printed; /health answers 503 until the model
 // is loaded, then 200.
 #include <httplib.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -81,7 +83,21 @@ int run_serve(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--model-id", o.model_id, "model name shown in /v1/models (default: the file name)");
   app.add_option("--batch", o.batch, "tokens per decode step")->capture_default_str()->check(CLI::Range(1, 8192));
+  bool no_prefix_cache = false;
+  std::string state_type = "f32";
+  app.add_option("--state-type", state_type, "recurrent state storage: f32 or bf16 (half the bytes)")
+      ->capture_default_str()->check(CLI::IsMember({"f32", "bf16"}));
+  app.add_option("--cache-mem", o.cache_mem, "prefix cache budget in bytes: snapshots + attention cells (0: off)")
+      ->capture_default_str();
+  app.add_option("--cache-snapshots", o.cache_snapshots, "prefix cache: snapshots held at most")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--snapshot-every", o.snapshot_every,
+                 "prefix cache: snapshot long prompts every N tokens (0: only at chat-message boundaries and ends)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_flag("--no-prefix-cache", no_prefix_cache, "disable prefix reuse across requests");
   if (auto rc = tandem::tools::parse_args(app, argc, argv)) return *rc;
+  if (no_prefix_cache) o.cache_mem = 0;
+  o.state_type = state_type == "bf16" ? tandem::StateType::kBF16 : tandem::StateType::kF32;
   if (o.model_path.empty()) {
     o.model_path = tandem::tools::find_default_model();
     if (o.model_path.empty()) return tandem::tools::fail(cmd, "no model given (-m) and the bundled model was not found");
@@ -105,11 +121,30 @@ int run_serve(int argc, char** argv) {
   // Streams send one small chunk per token: without TCP_NODELAY, Nagle's
   // algorithm and delayed ACKs hold each one back by up to ~40 ms.
   svr.set_tcp_nodelay(true);
+  // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, with which a
+  // second server binds a port that is already serving and silently takes
+  // half of its connections instead of failing with "cannot bind".
+  svr.set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<void*>(&yes), sizeof(yes));
+  });
   svr.set_read_timeout(std::max<time_t>(5, static_cast<time_t>(o.timeout_s)), 0);
   svr.set_write_timeout(std::max<time_t>(5, static_cast<time_t>(o.timeout_s)), 0);
   auto handler = [&service](const httplib::Request& req, httplib::Response& res) {
     HttpRequest hr{req.method, req.path, req.body, req.get_header_value("Authorization")};
-    send(service.handle(hr), res);
+    HttpResponse r = service.handle(hr);
+    if (r.stream) {
+      // cpp-httplib 0.11 compresses every text/* response the client accepts
+      // compressed, text/event-stream included, and its compressors buffer:
+      // with `Accept-Encoding: br` (Node's fetch sends it) each token went
+      // through a quality-11 Brotli pass and reached the client only when the
+      // encoder's buffer filled (single-stream streaming ran at ~40 tok/s, time
+      // to first token ~370 ms). Server-sent events go out uncompressed: the
+      // choice is made from the request headers after this handler returns,
+      // and the Request object httplib hands us is its own mutable local.
+      const_cast<httplib::Request&>(req).headers.erase("Accept-Encoding");
+    }
+    send(r, res);
   };
   for (auto reg : {&httplib::Server::Get, &httplib::Server::Post, &httplib::Server::Put, &httplib::Server::Delete,
                    &httplib::Server::Patch})
@@ -131,6 +166,10 @@ int run_serve(int argc, char** argv) {
   std::printf("listening on http://%s:%d\n", host.c_str(), bound);
   std::fflush(stdout);
   std::thread http([&svr] { svr.listen_after_bind(); });
+  // httplib's stop() does nothing until listen_after_bind() has started, so an
+  // early stop (a model that fails to load) would leave the accept loop
+  // running and the join below hanging: wait (bounded) until it runs.
+  for (int i = 0; i < 5000 && !svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 
   auto loaded = service.load();
   if (!loaded) {

@@ -15,7 +15,7 @@
 namespace {
 
 int fail(const std::string& msg) {
-  std::fprintf(stderr, "tandem tokenize: %s\n", msg.c_str());
+  std::fprintf(stderr, "tandem tokenize: error: %s\n", msg.c_str());
   return 1;
 }
 

@@ -74,7 +74,12 @@ TEST_F(ServerApi, PromptAsTokenIds) {
 
 TEST_F(ServerApi, ChatUsesRenderedPrompt) {
   const std::vector<server::ChatMessage> msgs = {{"system", "You tell stories."}, {"user", "Tell me about a cat."}};
-  const auto prompt = model_->tokenize(server::render_chat_plain(msgs), true, true);
+  // The model's chat template through the public API (this model has none:
+  // format_chat's plain "role: content" lines with an "assistant: " opener).
+  std::vector<ChatTurn> turns;
+  for (const auto& x : msgs) turns.push_back({x.role, x.content});
+  const auto prompt = model_->tokenize(model_->format_chat(turns, /*add_generation_prompt=*/true), true, true);
+  ASSERT_NE(prompt, model_->tokenize(server::render_chat_plain(msgs), true, true));
   const Reference ref = greedy_reference(*model_, prompt, 20, /*strip_leading_space=*/true);
   json body = {{"messages", json::array({{{"role", "system"}, {"content", "You tell stories."}},
                                          {{"role", "user"}, {"content", "Tell me about a cat."}}})},

@@ -33,6 +33,7 @@ ApiError invalid_request(std::string message, std::string code, std::string para
 struct ChatMessage {
   std::string role;
   std::string content;
+  std::string raw = {};  // the message object as sent (JSON text): tool_calls, tool_call_id, name
 };
 
 // What a client asked for, after validation (ranges checked, defaults filled).
@@ -52,6 +53,13 @@ struct CompletionRequest {
   // chat: logprobs = true plus top_logprobs = k. -1 = no logprobs.
   int logprobs = -1;
   bool stream = false;
+  // Structured output: GBNF text from response_format (json_object / json_schema)
+  // or from a tool_choice that requires a call; "" = unconstrained.
+  std::string grammar;
+  // Tool calling (chat): the `tools` array as JSON text ("" = none) and
+  // tool_choice: "auto", "none", "required" or the name of one function.
+  std::string tools_json;
+  std::string tool_choice = "auto";
 };
 
 // Limits the validator checks against (from the command line and the model).

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/grammar/openai_format.h"
 #include "runtime/server/api.h"
 
 namespace tandem::server {
@@ -151,6 +152,7 @@ std::optional<ApiError> parse_messages(const json& body, CompletionRequest& r) {
       return out_of_range(where + ".role", fmt::format("'{}' is not one of system, developer, user, assistant, tool", rs));
     ChatMessage cm;
     cm.role = rs;
+    cm.raw = m.dump();  // tool_calls / tool_call_id for the tool-aware rendering
     auto content = m.find("content");
     if (content == m.end() || content->is_null()) {
       if (rs != "assistant")
@@ -299,6 +301,8 @@ std::variant<CompletionRequest, ApiError> parse_completion_request(std::string_v
     if (auto e = get_int(body, "logprobs", 0, 5, v)) return *e;
     r.logprobs = static_cast<int>(v);
   }
+  // response_format, tools, tool_choice (runtime/grammar/openai_format.h).
+  if (auto e = parse_structured_output(text, chat, r)) return *e;
   return r;
 }
 

@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/grammar/openai_format.h"
+
 namespace tandem::server {
 
 using json = nlohmann::json;
@@ -22,8 +24,11 @@ json bytes_of(const std::string& s) {
   return a;
 }
 
-json usage_json(int p, int c) {
-  return {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+// prompt_tokens_details.cached_tokens: prompt tokens restored from the prefix
+// cache instead of being processed (as OpenAI reports its prompt caching).
+json usage_json(int p, int c, int cached) {
+  return {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c},
+          {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 // completions: {tokens, token_logprobs, top_logprobs, text_offset};
@@ -90,7 +95,9 @@ class SseStream final : public EventSource {
       finished_ = true;
       return Pull::kData;
     }
-    for (const auto& cu : u.choices) {
+    for (const auto& cu_in : u.choices) {
+      ChoiceUpdate cu = cu_in;
+      if (meta_.chat && !meta_.tool_names.empty()) hold_for_tools(cu, out);
       if (cu.text.empty() && cu.finish_reason.empty() && cu.logprobs.empty()) continue;
       json choice = {{"index", cu.index}};
       if (meta_.chat) {
@@ -113,7 +120,7 @@ class SseStream final : public EventSource {
       // Usage in a last chunk with no choices (as OpenAI's include_usage does).
       json c = header(meta_, true);
       c["choices"] = json::array();
-      c["usage"] = usage_json(u.prompt_tokens, u.completion_tokens);
+      c["usage"] = usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens);
       out += "data: " + dump(c) + "\n\n";
       out += "data: [DONE]\n\n";
       finished_ = true;
@@ -130,7 +137,29 @@ class SseStream final : public EventSource {
   std::shared_ptr<Ticket> ticket_;
   ResponseMeta meta_;
   const Model& model_;
+  // Chat with tools: the text of each choice is held back until it ends, then
+  // sent as a tool_calls delta (finish_reason "tool_calls") or as content.
+  void hold_for_tools(ChoiceUpdate& cu, std::string& out) {
+    const size_t i = static_cast<size_t>(cu.index);
+    if (held_.size() <= i) held_.resize(i + 1);
+    held_[i] += cu.text;
+    cu.text.clear();
+    if (cu.finish_reason.empty()) return;
+    ToolOutput t = parse_tool_calls(held_[i], meta_.tool_names);
+    if (t.calls.empty()) {
+      cu.text = std::move(held_[i]);
+      return;
+    }
+    json delta = {{"tool_calls", tool_calls_json(t.calls, /*with_index=*/true)}};
+    if (!t.content.empty()) delta["content"] = t.content;
+    json c = header(meta_, true);
+    c["choices"] = json::array({{{"index", cu.index}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+    out += "data: " + dump(c) + "\n\n";
+    cu.finish_reason = "tool_calls";
+  }
+
   std::vector<size_t> offsets_;
+  std::vector<std::string> held_;
   bool sent_role_ = false;
   bool finished_ = false;
 };
@@ -138,13 +167,16 @@ class SseStream final : public EventSource {
 }  // namespace
 
 std::string format_final(const ResponseMeta& m, const std::vector<ChoiceResult>& choices, int prompt_tokens,
-                         int completion_tokens, const Model& model) {
+                         int completion_tokens, const Model& model, int cached_tokens) {
   json r = header(m, false);
   json arr = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     const auto& c = choices[i];
     json choice = {{"index", i}};
-    if (m.chat)
+    if (m.chat && !c.tool_calls.empty())
+      choice["message"] = {{"role", "assistant"}, {"content", c.text.empty() ? json(nullptr) : json(c.text)},
+                           {"tool_calls", json::parse(c.tool_calls)}};
+    else if (m.chat)
       choice["message"] = {{"role", "assistant"}, {"content", c.text}};
     else
       choice["text"] = c.text;
@@ -153,7 +185,7 @@ std::string format_final(const ResponseMeta& m, const std::vector<ChoiceResult>&
     arr.push_back(std::move(choice));
   }
   r["choices"] = arr;
-  r["usage"] = usage_json(prompt_tokens, completion_tokens);
+  r["usage"] = usage_json(prompt_tokens, completion_tokens, cached_tokens);
   return dump(r);
 }
 

@@ -20,6 +20,10 @@ struct ResponseMeta {
   bool chat = false;
   int logprobs = -1;   // as in the request (-1: none)
   int n = 1;
+  // Chat with tools (tool_choice not "none"): the offered function names. The
+  // output is then parsed for tool calls (streaming: text is held back until
+  // the choice ends, then sent as content and/or tool_calls deltas).
+  std::vector<std::string> tool_names;
 };
 
 // The accumulated result of one choice (non-streaming responses).
@@ -27,10 +31,11 @@ struct ChoiceResult {
   std::string text;
   std::vector<TokenLogprob> logprobs;
   std::string finish_reason;
+  std::string tool_calls;  // OpenAI tool_calls array as JSON text ("" = none)
 };
 
 std::string format_final(const ResponseMeta& m, const std::vector<ChoiceResult>& choices, int prompt_tokens,
-                         int completion_tokens, const Model& model);
+                         int completion_tokens, const Model& model, int cached_tokens = 0);
 
 // A streaming source over a ticket (cancels the request when dropped early).
 std::shared_ptr<EventSource> make_event_stream(std::shared_ptr<Ticket> ticket, ResponseMeta meta,

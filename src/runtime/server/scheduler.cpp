@@ -25,6 +25,16 @@ std::map<int, uint64_t> Metrics::statuses() const {
   return by_status_;
 }
 
+void Metrics::set_cache(const PrefixCache::Stats& s) {
+  std::lock_guard<std::mutex> lk(m_);
+  cache_ = s;
+}
+
+PrefixCache::Stats Metrics::cache() const {
+  std::lock_guard<std::mutex> lk(m_);
+  return cache_;
+}
+
 bool Ticket::pop(Update& out, std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lk(m_);
   if (!cv_.wait_for(lk, wait, [&] { return !q_.empty(); })) return false;
@@ -51,6 +61,8 @@ struct Scheduler::Choice {
   int pos = 0;        // position `last` will be decoded at
   int n_gen = 0;
   bool done = false;
+  std::string sent;      // text sent so far (before this step's update)
+  PrefixCache::Ref ref;  // prefix-cache lineage of `seq` (what its cells share)
   Choice(int s, const SamplerOptions& so, const Model& m, bool strip, std::vector<std::string> stops)
       : seq(s), sampler(so), stream(m, strip), stopper(std::move(stops)) {}
 };
@@ -62,11 +74,13 @@ struct Scheduler::Active {
   int prefilled = 0;  // prompt tokens decoded so far (into choices[0].seq)
   bool prefilling = true;
   int completion_tokens = 0;
+  int cached = 0;  // prompt tokens restored from the prefix cache
+  bool warm = false;  // the reply is sent; now encoding job.prompt = the next turn's prefix
   bool finished = false;
 };
 
-Scheduler::Scheduler(Context& ctx, Options opts, Metrics& metrics)
-    : ctx_(ctx), opts_(opts), metrics_(metrics),
+Scheduler::Scheduler(Context& ctx, Options opts, Metrics& metrics, PrefixCache* cache)
+    : ctx_(ctx), opts_(opts), metrics_(metrics), cache_(cache && cache->enabled() ? cache : nullptr),
       recurrent_(ctx.model().kind() != ModelKind::kAttentionOnly), free_seqs_(opts.parallel) {
   for (int s = opts_.parallel - 1; s >= 0; --s) free_list_.push_back(s);
   thread_ = std::thread([this] { loop(); });
@@ -170,6 +184,14 @@ void Scheduler::admit() {
       so.seed += static_cast<uint32_t>(i);
       a->choices.emplace_back(s, so, ctx_.model(), a->job.strip_leading_space, a->job.stop);
     }
+    if (cache_) {
+      // Start from the longest cached prefix; at least the last prompt token
+      // is decoded (its logits give the first sampled token).
+      const int len = static_cast<int>(a->job.prompt.size());
+      a->cached = cache_->restore_longest(a->job.prompt, len - 1, a->choices[0].seq, a->choices[0].ref);
+      a->prefilled = a->cached;
+      metrics_.cached_prompt_tokens.fetch_add(static_cast<uint64_t>(a->cached));
+    }
     active_.push_back(std::move(a));
   }
   free_seqs_.store(static_cast<int>(free_list_.size()));
@@ -178,6 +200,7 @@ void Scheduler::admit() {
 
 void Scheduler::release(Active& a) {
   for (auto& c : a.choices) {
+    if (cache_) cache_->unref(c.ref);
     if (c.seq < 0) continue;
     (void)ctx_.seq_rm(c.seq, -1, -1);  // whole-sequence removal always succeeds
     free_list_.push_back(c.seq);
@@ -199,7 +222,14 @@ void Scheduler::finish_choice(Active& a, size_t ci, const std::string& reason, C
   Choice& c = a.choices[ci];
   c.done = true;
   upd.finish_reason = reason;
-  // This choice's sequence is no longer needed; free it now for waiting requests.
+  // This choice's sequence is no longer needed; free it now for waiting
+  // requests, after keeping prompt + generation in the prefix cache (the
+  // next turn of a conversation starts with them).
+  if (cache_ && c.seq >= 0 && start_next_turn(a, ci, c.sent + upd.text)) return;
+  if (cache_ && c.seq >= 0) {
+    cache_->insert(c.seq, c.ref);
+    cache_->unref(c.ref);
+  }
   if (c.seq >= 0) {
     (void)ctx_.seq_rm(c.seq, -1, -1);
     free_list_.push_back(c.seq);
@@ -213,6 +243,13 @@ void Scheduler::sample_choice(Active& a, size_t ci, const float* logits, ChoiceU
   Choice& c = a.choices[ci];
   const int n_vocab = ctx_.n_vocab();
   const int32_t tok = c.sampler.sample(logits, n_vocab);
+  if (tok < 0) {
+    // A constraint (response_format / tool grammar) allows no token: the output is complete.
+    upd.text += c.stopper.push(c.stream.flush());
+    upd.text += c.stopper.finish();
+    finish_choice(a, ci, "stop", upd);
+    return;
+  }
   c.sampler.accept(tok);
   const Model& model = ctx_.model();
 
@@ -309,7 +346,8 @@ bool Scheduler::step() {
   for (auto& a : active_) {
     if (!a->prefilling || budget <= 0) continue;
     const int len = static_cast<int>(a->job.prompt.size());
-    const int k = std::min(len - a->prefilled, budget);
+    // With the prefix cache a chunk ends at the next snapshot point.
+    const int k = std::min(std::min(len, next_snapshot_point(*a)) - a->prefilled, budget);
     for (int i = 0; i < k; ++i) {
       const int p = a->prefilled + i;
       const bool last = p == len - 1;
@@ -340,13 +378,21 @@ bool Scheduler::step() {
     update_memory_metrics();
     return true;
   }
+  int n_warm = 0;
+  for (auto& [a, k] : advanced)
+    if (a->warm) n_warm += k;
   if (n_prompt > 0) {
-    metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(n_prompt));
+    metrics_.prompt_tokens.fetch_add(static_cast<uint64_t>(n_prompt - n_warm));
     metrics_.prompt_ns.fetch_add(ns);
   } else {
     metrics_.generation_ns.fetch_add(ns);
   }
-  for (auto& [a, k] : advanced) a->prefilled += k;
+  for (auto& [a, k] : advanced) {
+    const int point = cache_ ? next_snapshot_point(*a) : -1;
+    a->prefilled += k;
+    if (cache_ && a->prefilled == point) cache_->insert(a->choices[0].seq, a->choices[0].ref);
+    if (a->warm) metrics_.next_turn_tokens.fetch_add(static_cast<uint64_t>(k));
+  }
 
   // ---- sample: one update per request per step.
   std::map<Active*, Update> updates;
@@ -366,9 +412,14 @@ bool Scheduler::step() {
       // Prompt done: fork it into the other choices' sequences, then every
       // choice draws its first token from the same logits row.
       a->prefilling = false;
+      if (a->warm) {  // the next turn's prefix is encoded (and snapshotted): done
+        release(*a);
+        continue;
+      }
       const int len = static_cast<int>(a->job.prompt.size());
       bool ok = true;
       for (size_t ci = 1; ci < a->choices.size() && ok; ++ci) {
+        if (cache_) a->choices[ci].ref = cache_->share(a->choices[0].ref);
         Outcome cp = ctx_.seq_cp(a->choices[0].seq, a->choices[ci].seq);
         if (!cp) {
           fail(*a, ApiError{500, fmt::format("forking the prompt into sequence {} failed: {}", a->choices[ci].seq,
@@ -393,8 +444,10 @@ bool Scheduler::step() {
     const bool all_done = std::all_of(a->choices.begin(), a->choices.end(), [](const Choice& c) { return c.done; });
     u.prompt_tokens = static_cast<int>(a->job.prompt.size());
     u.completion_tokens = a->completion_tokens;
+    u.cached_tokens = a->cached;
     u.done = all_done;
-    if (all_done) release(*a);  // free the sequences before the client hears back
+    for (auto& cu : u.choices) a->choices[static_cast<size_t>(cu.index)].sent += cu.text;
+    if (all_done && !a->warm) release(*a);  // free the sequences before the client hears back
     a->ticket->push(std::move(u));
   }
   active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& a) { return a->finished; }),
@@ -405,26 +458,52 @@ bool Scheduler::step() {
   return true;
 }
 
-// Memory in use, read back from the Context (positions each sequence holds).
-// Choices forked from one prompt share its cells, so the shared prefix is
-// counted once per request.
+// Memory in use, read from the Context's memory itself (cells pinned by
+// prefix-cache snapshots included; forked choices' shared cells counted once).
 void Scheduler::update_memory_metrics() {
-  int cells = 0, slots = 0;
-  for (int s = 0; s < opts_.parallel; ++s) {
-    const int lo = ctx_.seq_pos_min(s), hi = ctx_.seq_pos_max(s);
-    if (hi < 0) continue;
-    cells += hi - lo + 1;
-    ++slots;
-  }
-  for (const auto& a : active_) {
-    if (a->prefilling) continue;
-    const int len = static_cast<int>(a->job.prompt.size());
-    for (size_t ci = 1; ci < a->choices.size(); ++ci)
-      if (a->choices[ci].seq >= 0 && ctx_.seq_pos_max(a->choices[ci].seq) >= 0) cells -= len;
-  }
-  const bool attention = ctx_.model().kind() != ModelKind::kRecurrent;
-  metrics_.kv_cells.store(attention ? std::max(cells, 0) : 0);
-  metrics_.recurrent_slots.store(recurrent_ ? slots : 0);
+  metrics_.kv_cells.store(ctx_.n_cells_used());
+  metrics_.recurrent_slots.store(ctx_.n_slots_used());
+  metrics_.snapshots.store(ctx_.n_snapshots());
+  if (cache_) metrics_.set_cache(cache_->stats());
+}
+
+// The prompt length at which the next prefix-cache snapshot of `a` is taken:
+// the next chat boundary, multiple of snapshot_every, or the end of the prompt.
+int Scheduler::next_snapshot_point(const Active& a) const {
+  const int len = static_cast<int>(a.job.prompt.size());
+  int next = len;
+  if (!cache_) return next;
+  if (opts_.snapshot_every > 0) next = std::min(next, (a.prefilled / opts_.snapshot_every + 1) * opts_.snapshot_every);
+  for (int p : a.job.snapshot_points)
+    if (p > a.prefilled) {
+      next = std::min(next, p);
+      break;
+    }
+  return next;
+}
+
+// A finished chat reply (n = 1, prefix cache on): unless the tokens held are
+// exactly the next turn's prefix (job.next_turn), restart the sequence from
+// the deepest cached prefix of that prefix and queue the rest as a prompt; the
+// request becomes `warm` (its client already has the answer) and is released
+// once the prefix is encoded and snapshotted. False: nothing to do (the caller
+// caches the generation and frees the sequence as usual).
+bool Scheduler::start_next_turn(Active& a, size_t ci, const std::string& reply) {
+  Choice& c = a.choices[ci];
+  if (!a.job.next_turn || a.choices.size() != 1 || a.ticket->cancelled() || metrics_.queued.load() > 0) return false;
+  std::vector<int32_t> next = a.job.next_turn(reply);
+  const int len = static_cast<int>(next.size());
+  if (len < 2 || len > opts_.ctx_per_seq || next == ctx_.seq_tokens(c.seq)) return false;
+  // Keep the raw generation cached too (a client may continue from it).
+  cache_->insert(c.seq, c.ref);
+  cache_->unref(c.ref);
+  (void)ctx_.seq_rm(c.seq, -1, -1);  // whole-sequence removal always succeeds
+  a.prefilled = cache_->restore_longest(next, len - 1, c.seq, c.ref);
+  a.warm = true;
+  a.job.prompt = std::move(next);
+  a.job.snapshot_points.clear();
+  a.prefilling = true;
+  return true;
 }
 
 }  // namespace tandem::server

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <variant>
 #include <vector>
 
+#include "runtime/prefix_cache.h"
 #include "runtime/server/api.h"
 #include "tandem/tandem.h"
 
@@ -29,15 +31,22 @@ struct Metrics {
   std::atomic<uint64_t> prompt_tokens{0}, generated_tokens{0};
   std::atomic<uint64_t> prompt_ns{0}, generation_ns{0};  // decode time of steps with / without prefill
   std::atomic<int> active{0}, queued{0}, sequences_busy{0};
-  std::atomic<int> kv_cells{0}, recurrent_slots{0};
+  // Read from the Context's memory after every step (cells include those
+  // pinned by prefix-cache snapshots).
+  std::atomic<int> kv_cells{0}, recurrent_slots{0}, snapshots{0};
   std::atomic<uint64_t> steps{0};
+  std::atomic<uint64_t> cached_prompt_tokens{0};  // prompt tokens restored from the prefix cache
+  std::atomic<uint64_t> next_turn_tokens{0};      // tokens re-encoded for a conversation's next turn
 
   void count_status(int status);
   std::map<int, uint64_t> statuses() const;
+  void set_cache(const PrefixCache::Stats& s);
+  PrefixCache::Stats cache() const;
 
  private:
   mutable std::mutex m_;
   std::map<int, uint64_t> by_status_;
+  PrefixCache::Stats cache_;
 };
 
 struct TokenLogprob {
@@ -60,6 +69,7 @@ struct Update {
   bool done = false;                 // last update of the request
   std::optional<ApiError> error;     // set: the request failed (done is true)
   int prompt_tokens = 0, completion_tokens = 0;
+  int cached_tokens = 0;             // prompt tokens restored from the prefix cache
 };
 
 // The channel between one request's HTTP thread and the decode loop.
@@ -80,6 +90,16 @@ class Ticket {
 
 struct Job {
   std::vector<int32_t> prompt;  // token ids, BOS included when the model wants one
+  // Extra prefix-cache snapshot points (prompt lengths, ascending), e.g. chat
+  // message boundaries; the end of the prompt always is one.
+  std::vector<int> snapshot_points;
+  // Chat with the prefix cache (n = 1): the tokens the NEXT turn's prompt will
+  // start with, given this turn's reply text (the conversation so far plus the
+  // reply, rendered with the chat template). After the reply is sent, the
+  // sequence is cut back to where its tokens and these agree and the rest is
+  // decoded and snapshotted, so the next turn processes only its new message
+  // (generated tokens rarely equal the template's re-tokenization of the reply).
+  std::function<std::vector<int32_t>(const std::string& reply)> next_turn;
   SamplerOptions sampling;      // choice i uses seed + i
   int n = 1;
   int max_tokens = -1;          // -1: until the context window is full
@@ -96,8 +116,10 @@ class Scheduler {
     int ctx_per_seq = 0;   // positions one sequence may hold
     int queue = 64;        // requests that may wait for a free sequence
     int batch = 256;       // tokens per decode step (prefill chunks fill what decoding leaves)
+    int snapshot_every = 0;  // prefix cache: also snapshot every N prompt tokens (0: no)
   };
-  Scheduler(Context& ctx, Options opts, Metrics& metrics);
+  // `cache` (may be null: no prefix reuse) is used by the decode loop only.
+  Scheduler(Context& ctx, Options opts, Metrics& metrics, PrefixCache* cache = nullptr);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -123,10 +145,13 @@ class Scheduler {
   void fail(Active& a, const ApiError& e);
   void sample_choice(Active& a, size_t ci, const float* logits, ChoiceUpdate& upd);
   void update_memory_metrics();
+  int next_snapshot_point(const Active& a) const;
+  bool start_next_turn(Active& a, size_t ci, const std::string& reply);
 
   Context& ctx_;
   Options opts_;
   Metrics& metrics_;
+  PrefixCache* cache_ = nullptr;
   const bool recurrent_;
 
   std::mutex m_;  // guards queue_ and stop_

@@ -8,6 +8,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "runtime/grammar/load.h"
+#include "runtime/grammar/openai_format.h"
+#include "runtime/server/chat_prompt.h"
 #include "runtime/server/responses.h"
 #include "runtime/server/text.h"
 
@@ -50,15 +53,40 @@ Outcome Service::load() {
   co.n_seq_max = opts_.parallel;
   co.n_ubatch = std::max(32, std::min(opts_.batch, 512));
   co.n_threads = opts_.threads;
+  co.state_type = opts_.state_type;
+  PrefixCache::Options pco;
+  if (opts_.cache_mem > 0 && opts_.cache_snapshots > 0) {
+    // The sizes of one recurrent state and one attention cell, from a
+    // one-cell probe context, size the snapshot pool and the extra cells the
+    // cache may pin (allocated up front, on top of the sequences' windows).
+    ContextOptions probe = co;
+    probe.n_ctx = 1;
+    probe.n_seq_max = 1;
+    probe.n_ubatch = 1;
+    auto p = Context::create(*model_, probe);
+    if (!p) return p.outcome();
+    const size_t state = (*p)->state_bytes(), cell = (*p)->cell_bytes();
+    pco.max_bytes = opts_.cache_mem;
+    pco.max_snapshots = opts_.cache_snapshots;
+    if (state > 0) pco.max_snapshots = static_cast<int>(std::min<size_t>(pco.max_snapshots, opts_.cache_mem / state));
+    if (cell > 0)
+      pco.max_cells = static_cast<int>(std::min<size_t>(opts_.cache_mem / cell, size_t(ctx_per_seq_) * opts_.parallel));
+    if (pco.max_snapshots > 0) {
+      co.snapshot_slots = pco.max_snapshots;
+      co.n_ctx += pco.max_cells;
+    }
+  }
   auto c = Context::create(*model_, co);
   if (!c) return c.outcome();
   ctx_ = std::move(c).value();
+  if (co.snapshot_slots > 0) cache_ = std::make_unique<PrefixCache>(*ctx_, pco);
   Scheduler::Options so;
   so.parallel = opts_.parallel;
   so.ctx_per_seq = ctx_per_seq_;
   so.queue = opts_.queue;
   so.batch = opts_.batch;
-  sched_ = std::make_unique<Scheduler>(*ctx_, so, metrics_);
+  so.snapshot_every = opts_.snapshot_every;
+  sched_ = std::make_unique<Scheduler>(*ctx_, so, metrics_, cache_.get());
   ready_.store(true);
   return Outcome();
 }
@@ -140,10 +168,27 @@ HttpResponse Service::completions(const HttpRequest& req, bool chat) {
                                 "invalid_request_error", "model_not_found", "model"});
 
   Job job;
-  if (chat) {
-    // TODO(runtime request): the model's chat template through the public API.
-    const std::string text = render_chat_plain(r.messages);
-    job.prompt = model_->tokenize(text, /*add_special=*/true, /*parse_special=*/true);
+  if (chat && needs_tool_rendering(r)) {
+    // Tools offered, tool calls or tool results in the conversation: the
+    // template renders them (runtime/tool_calls.h); no prefix-cache points.
+    const auto tools = r.tools_json.empty() ? nlohmann::ordered_json::array() : nlohmann::ordered_json::parse(r.tools_json);
+    job.prompt = tokenize_chat_text(*model_, render_chat_with_tools(*model_, messages_json(r), tools, true));
+    job.strip_leading_space = true;
+  } else if (chat) {
+    // The model's chat template (plain "role: content" lines without one);
+    // message ends are prefix-cache snapshot points.
+    ChatPrompt cp = build_chat_prompt(*model_, r.messages, /*want_boundaries=*/cache_ != nullptr);
+    job.prompt = std::move(cp.tokens);
+    job.snapshot_points = std::move(cp.boundaries);
+    if (cache_ && r.n == 1) {
+      // The next turn starts with this conversation plus the reply, as the
+      // template renders it: the scheduler encodes that after answering.
+      job.next_turn = [model = model_.get(), msgs = r.messages](const std::string& reply) {
+        std::vector<ChatMessage> m = msgs;
+        m.push_back({"assistant", reply});
+        return chat_tokens(*model, m, /*add_generation_prompt=*/false);
+      };
+    }
     job.strip_leading_space = true;
   } else if (r.prompt_is_tokens) {
     job.prompt = r.prompt_tokens;
@@ -159,6 +204,12 @@ HttpResponse Service::completions(const HttpRequest& req, bool chat) {
   job.max_tokens = r.max_tokens;
   job.stop = r.stop;
   job.logprobs = r.logprobs;
+  if (!r.grammar.empty()) {
+    // response_format / a required tool call: grammar-constrained sampling (runtime/grammar/).
+    auto c = grammar::constraint_from_gbnf(*model_, r.grammar, "response_format");
+    if (!c.is_ok()) return HttpResponse::error(invalid_request(c.status().message(), "invalid_value", "response_format"));
+    job.sampling.constraint = *c;
+  }
   job.deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(opts_.timeout_s * 1000.0));
   const int prompt_tokens = static_cast<int>(job.prompt.size());
 
@@ -177,6 +228,8 @@ HttpResponse Service::completions(const HttpRequest& req, bool chat) {
   meta.chat = chat;
   meta.logprobs = r.logprobs;
   meta.n = r.n;
+  if (chat && !r.tools_json.empty() && r.tool_choice != "none")
+    meta.tool_names = tool_names(nlohmann::ordered_json::parse(r.tools_json));
 
   if (r.stream) {
     HttpResponse resp;
@@ -189,7 +242,7 @@ HttpResponse Service::completions(const HttpRequest& req, bool chat) {
   // Non-streaming: collect every update until the request is done (the
   // scheduler enforces the time limit, so this wait ends).
   std::vector<ChoiceResult> choices(static_cast<size_t>(r.n));
-  int completion_tokens = 0;
+  int completion_tokens = 0, cached_tokens = 0;
   for (;;) {
     Update u;
     if (!ticket->pop(u, std::chrono::milliseconds(1000))) continue;
@@ -201,9 +254,19 @@ HttpResponse Service::completions(const HttpRequest& req, bool chat) {
       if (!cu.finish_reason.empty()) c.finish_reason = cu.finish_reason;
     }
     completion_tokens = u.completion_tokens;
+    cached_tokens = u.cached_tokens;
     if (u.done) break;
   }
-  return HttpResponse::json(200, format_final(meta, choices, prompt_tokens, completion_tokens, *model_));
+  if (!meta.tool_names.empty())
+    for (auto& c : choices) {
+      // Tool calls in the output become message.tool_calls (finish_reason "tool_calls").
+      ToolOutput t = parse_tool_calls(c.text, meta.tool_names);
+      if (t.calls.empty()) continue;
+      c.text = t.content;
+      c.tool_calls = tool_calls_json(t.calls, /*with_index=*/false).dump();
+      c.finish_reason = "tool_calls";
+    }
+  return HttpResponse::json(200, format_final(meta, choices, prompt_tokens, completion_tokens, *model_, cached_tokens));
 }
 
 HttpResponse Service::tokenize(const HttpRequest& req) {
@@ -281,11 +344,32 @@ HttpResponse Service::metrics_text() const {
   metric("tandem_requests_queued", "gauge", "Requests waiting for a free sequence.", m.queued.load());
   metric("tandem_sequences_busy", "gauge", "Sequence ids assigned to requests.", m.sequences_busy.load());
   metric("tandem_sequences_total", "gauge", "Sequence ids of the context (--parallel).", opts_.parallel);
-  metric("tandem_kv_cells_used", "gauge", "Attention KV cells holding tokens of live sequences.", m.kv_cells.load());
+  metric("tandem_kv_cells_used", "gauge", "Attention KV cells in use (live sequences and prefix-cache snapshots).",
+         m.kv_cells.load());
   metric("tandem_kv_cells_total", "gauge", "Attention KV cells of the context.",
-         model_ && model_->kind() != ModelKind::kRecurrent ? ctx_per_seq_ * opts_.parallel : 0);
-  metric("tandem_recurrent_slots_used", "gauge", "Recurrent state slots of live sequences.", m.recurrent_slots.load());
+         ctx_ && ctx_->cell_bytes() > 0 ? ctx_->options().n_ctx : 0);
+  metric("tandem_recurrent_slots_used", "gauge", "Recurrent state slots referenced by live sequences.",
+         m.recurrent_slots.load());
   metric("tandem_decode_steps_total", "counter", "Decode steps of the batching loop.", m.steps.load());
+  metric("tandem_snapshots_used", "gauge", "Recurrent-state / cell snapshots held by the context.", m.snapshots.load());
+  // Prefix cache (zeros when it is off).
+  const PrefixCache::Stats cs = m.cache();
+  metric("tandem_prefix_cache_enabled", "gauge", "1 when the prefix cache is on.", cache_ ? 1 : 0);
+  metric("tandem_prompt_tokens_cached_total", "counter", "Prompt tokens restored from the prefix cache instead of decoded.",
+         m.cached_prompt_tokens.load());
+  metric("tandem_prefix_cache_lookups_total", "counter", "Requests that looked up the prefix cache.", cs.lookups);
+  metric("tandem_prefix_cache_hits_total", "counter", "Lookups that restored a cached prefix.", cs.hits);
+  metric("tandem_next_turn_tokens_total", "counter",
+         "Tokens of a chat's next-turn prefix (conversation + reply as the template renders it) encoded after answering.",
+         m.next_turn_tokens.load());
+  metric("tandem_prefix_cache_recomputed_tokens_total", "counter",
+         "Prompt tokens found in the cache tree past its last usable snapshot (processed again).", cs.recomputed_tokens);
+  metric("tandem_prefix_cache_snapshots_taken_total", "counter", "Snapshots added to the prefix cache.", cs.snapshots_taken);
+  metric("tandem_prefix_cache_snapshots_evicted_total", "counter", "Snapshots evicted (LRU) from the prefix cache.",
+         cs.snapshots_evicted);
+  metric("tandem_prefix_cache_snapshots", "gauge", "Snapshots held by the prefix cache.", cs.snapshots);
+  metric("tandem_prefix_cache_cells", "gauge", "Attention cells charged to the prefix cache.", cs.cells);
+  metric("tandem_prefix_cache_bytes", "gauge", "Bytes held by the prefix cache (state copies + attention cells).", cs.bytes);
   HttpResponse r;
   r.status = 200;
   r.content_type = "text/plain; version=0.0.4";

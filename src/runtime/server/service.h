@@ -23,6 +23,13 @@ struct ServerOptions {
   int queue = 64;           // requests that may wait for a free sequence
   double timeout_s = 600;   // wall-clock limit of one request (queue time included)
   int batch = 256;          // tokens per decode step
+  StateType state_type = StateType::kF32;  // recurrent state storage (--state-type f32|bf16)
+  // Prefix cache (src/runtime/prefix_cache.h): bytes of snapshots + pinned
+  // attention cells (0: off), snapshots held at most, snapshot distance in
+  // long prompts (0: only chat boundaries and prompt/generation ends).
+  size_t cache_mem = size_t{256} << 20;
+  int cache_snapshots = 64;
+  int snapshot_every = 128;
 };
 
 class Service {
@@ -59,6 +66,7 @@ class Service {
   std::string model_id_;
   std::unique_ptr<Model> model_;
   std::unique_ptr<Context> ctx_;
+  std::unique_ptr<PrefixCache> cache_;
   std::unique_ptr<Scheduler> sched_;
   Metrics metrics_;
   int ctx_per_seq_ = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CTest entry of the Node test: installs the `openai` package if needed,
 # starts `tandem serve --port 0` on loopback, runs test.mjs against it.
-# Usage: run.sh TANDEM_BIN MODEL.gguf
+# Usage: run.sh TANDEM_BIN MODEL.gguf [SCRIPT.mjs]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$(realpath "$1")"
@@ -11,7 +11,7 @@ if [ ! -d node_modules/openai ]; then
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 log="$(mktemp)"
-"$bin" serve -m "$model" --host 127.0.0.1 --port 0 --parallel 4 --ctx 256 -t 1 >"$log" 2>&1 &
+"$bin" serve -m "$model" --host 127.0.0.1 --port 0 --parallel 4 --ctx "${TANDEM_CTX:-256}" -t 1 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
 url=""
@@ -28,4 +28,4 @@ for _ in $(seq 1 200); do
   fi
   sleep 0.05
 done
-TANDEM_URL="$url" timeout 120 node test.mjs
+TANDEM_URL="$url" timeout 120 node "${3:-test.mjs}"  # optional 3rd argument: another script (tools.mjs)

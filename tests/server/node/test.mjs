@@ -60,7 +60,8 @@ const tests = {
     }
     assert.equal(text, whole.choices[0].text);
     assert.equal(finish, whole.choices[0].finish_reason);
-    assert.deepEqual(usage, whole.usage);
+    // cached_tokens (prompt_tokens_details) depends on what the prefix cache holds by then.
+    for (const k of ["prompt_tokens", "completion_tokens", "total_tokens"]) assert.equal(usage[k], whole.usage[k]);
 
     const chatArgs = { model: "tiny-hybrid-stories", messages: [{ role: "user", content: "Hi" }], max_tokens: 8, temperature: 0 };
     const chatWhole = await client.chat.completions.create(chatArgs);
