@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(build-essential cmake ninja-build pkg-config git
           libfmt-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev libcli11-dev libutf8proc-dev
-          libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev clang-14 libclang-rt-14-dev valgrind)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
