@@ -7,7 +7,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bin="$(realpath "$1")"
 model="$(realpath "$2")"
 cd "$here"
-if [ ! -d node_modules/openai ]; then
+# (Re)install unless the package really imports: an interrupted install can
+# leave node_modules/openai half written.
+if ! node --input-type=module -e "await import('openai')" >/dev/null 2>&1; then
+  rm -rf node_modules
   npm install --no-audit --no-fund --loglevel=error >/dev/null
 fi
 log="$(mktemp)"
