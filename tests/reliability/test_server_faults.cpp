@@ -227,8 +227,9 @@ TEST(ServerFaults, MalformedHttpIsRefusedAndTheServerKeepsServing) {
   std::string many_headers = "GET /health HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 20000; ++i) many_headers += "X-H" + std::to_string(i) + ": v\r\n";
   many_headers += "\r\n";
+  static constexpr char kGarbage[] = "\x00\xff\x13\x37garbage\x01\x02\r\n\r\n";
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"binary garbage", std::string("\x00\xff\x13\x37garbage\x01\x02\r\n\r\n", 19)},
+      {"binary garbage", std::string(kGarbage, sizeof(kGarbage) - 1)},  // (embedded NUL: length from sizeof)
       {"bad request line", "GET\r\n\r\n"},
       {"unknown method and version", "BREW /pot HTTP/9.9\r\nHost: x\r\n\r\n"},
       {"negative content length", "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"},
