@@ -31,6 +31,7 @@
 #include "bench_tests.h"
 #include "cli_common.h"
 #include "command.h"
+#include "format_bytes.h"
 #include "run_speculative.h"
 #include "core/profiler.h"
 #include "tandem/tandem.h"
@@ -38,6 +39,9 @@
 namespace {
 
 using tandem::tools::fail;
+using tandem::tools::format_mib;
+using tandem::tools::human_count;
+using tandem::tools::to_mib;
 using tandem::tools::bench::BenchTest;
 using Json = nlohmann::ordered_json;
 constexpr const char* kCmd = "tandem bench";
@@ -97,13 +101,6 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
   return s;
-}
-
-std::string human_params(uint64_t n) {
-  if (n >= 1'000'000'000) return fmt::format("{:.2f} B", n / 1e9);
-  if (n >= 1'000'000) return fmt::format("{:.2f} M", n / 1e6);
-  if (n >= 1'000) return fmt::format("{:.2f} K", n / 1e3);
-  return fmt::format("{}", n);
 }
 
 // Runs one test: context, warm-up, timed repetitions.
@@ -208,7 +205,6 @@ int run(const Args& a) {
                                     a.ctx));
 
   const std::string types = join(m.tensor_types(), ",");
-  const double size_mib = static_cast<double>(m.size_bytes()) / (1024.0 * 1024.0);
   const uint64_t weight_bytes = m.size_bytes();
   const uint64_t repacked_bytes = 0;  // the model keeps no repacked weight copy (weights are used from the mmap)
 
@@ -235,11 +231,11 @@ int run(const Args& a) {
       auto r = run_test(m, *t, th, a);
       if (!r) return fail(kCmd, r.error());
       if (!a.json) {
-        std::printf("%s\n", row(m.name().substr(0, 24), fmt::format("{:.2f} MiB", size_mib),
-                                human_params(m.n_params()), types.substr(0, 16), std::to_string(th), r->test,
+        std::printf("%s\n", row(m.name().substr(0, 24), format_mib(m.size_bytes()),
+                                human_count(m.n_params(), " "), types.substr(0, 16), std::to_string(th), r->test,
                                 fmt::format("{:.2f} ± {:.2f}", r->tps.median, r->tps.stddev),
                                 fmt::format("{:.2f} - {:.2f}", r->tps.min, r->tps.max),
-                                fmt::format("{:.2f}", r->memory_bytes / (1024.0 * 1024.0)))
+                                fmt::format("{:.2f}", to_mib(r->memory_bytes)))
                                 .c_str());
         std::fflush(stdout);
       }
@@ -288,7 +284,7 @@ int run(const Args& a) {
     return 0;
   }
   std::printf("\npeak RSS: %.2f MiB; weights: %.2f MiB (mmap), repacked copies: %.2f MiB; kv %s, state %s\n",
-              rss / (1024.0 * 1024.0), weight_bytes / (1024.0 * 1024.0), repacked_bytes / (1024.0 * 1024.0),
+              to_mib(rss), to_mib(weight_bytes), to_mib(repacked_bytes),
               a.kv.c_str(), a.state.c_str());
   // Speculative rows: acceptance, and speed-up over the greedy row just before.
   for (size_t i = 1; i < results.size(); ++i)

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "format_bytes.h"
 #include "model/tools/gen_model.h"
 #include "model/tools/quantize.h"
 
@@ -33,7 +34,7 @@ int run_gen_model(int argc, char** argv) {
   std::printf("wrote %s: %s %s, %d tensors, %.1f M parameters, vocab %d, %.1f MiB of weights in %.2f s\n",
               out.c_str(), opts.preset.c_str(), opts.type.c_str(), st->n_tensors,
               static_cast<double>(st->n_params) / 1e6, st->n_vocab,
-              static_cast<double>(st->bytes) / (1 << 20), sec);
+              tandem::tools::to_mib(static_cast<double>(st->bytes)), sec);
   return 0;
 }
 

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "format_bytes.h"
 #include "inspect_memory.h"
 #include "gguf/gguf.h"
 #include "model/inspect_layers.h"
@@ -20,6 +21,8 @@ using tandem::gguf::File;
 using tandem::gguf::Value;
 using tandem::gguf::ValueType;
 using Json = nlohmann::ordered_json;
+using tandem::tools::human_bytes;
+using tandem::tools::human_count;
 
 struct Options {
   std::string path;
@@ -28,23 +31,6 @@ struct Options {
   size_t max_chars = 120;   // string bytes shown in text mode
   bool full = false;        // json: complete arrays and strings
 };
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  return u == 0 ? fmt::format("{:.0f} {}", b, units[u]) : fmt::format("{:.2f} {}", b, units[u]);
-}
-
-std::string human_count(int64_t n) {
-  if (n >= 1'000'000'000) return fmt::format("{:.2f}B", n / 1e9);
-  if (n >= 1'000'000) return fmt::format("{:.2f}M", n / 1e6);
-  if (n >= 1'000) return fmt::format("{:.2f}K", n / 1e3);
-  return fmt::format("{}", n);
-}
 
 std::string type_label(const Value& v) {
   if (!v.is_array()) return std::string(tandem::gguf::value_type_name(v.type()));

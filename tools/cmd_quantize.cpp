@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "format_bytes.h"
 #include "model/tools/quantize.h"
 #include "tandem/tandem.h"
 
@@ -39,7 +40,8 @@ int run_quantize(int argc, char** argv) {
   const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("wrote %s (%s): %d tensors converted, %d copied, %.1f MiB -> %.1f MiB in %.2f s\n",
               out.c_str(), target->name.c_str(), st->n_converted, st->n_copied,
-              static_cast<double>(st->bytes_in) / (1 << 20), static_cast<double>(st->bytes_out) / (1 << 20), sec);
+              tandem::tools::to_mib(static_cast<double>(st->bytes_in)),
+              tandem::tools::to_mib(static_cast<double>(st->bytes_out)), sec);
   return 0;
 }
 

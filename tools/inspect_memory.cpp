@@ -6,16 +6,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "format_bytes.h"
 #include "memory/hybrid_memory.h"
 #include "model/model.h"
 
 namespace tandem::tools {
-
-namespace {
-
-std::string mib(size_t b) { return fmt::format("{:.2f} MiB", static_cast<double>(b) / (1024.0 * 1024.0)); }
-
-}  // namespace
 
 int print_memory(const MemoryQuery& q) {
   constexpr const char* kCmd = "tandem inspect";
@@ -71,15 +66,15 @@ int print_memory(const MemoryQuery& q) {
   std::printf("memory of %s with --ctx %d --parallel %d, kv %s, state %s, %d snapshot slots:\n", q.path.c_str(),
               mo.n_ctx, mo.n_seq_max, q.kv_type.c_str(), q.state_type.c_str(), mo.snapshot_slots);
   std::printf("  attention store   %14zu bytes (%s): %d cells x %zu bytes per token over %d attention layers\n",
-              b.attention, mib(b.attention).c_str(), mo.n_ctx, cell, n_attn);
+              b.attention, format_mib(b.attention).c_str(), mo.n_ctx, cell, n_attn);
   std::printf("  recurrent state   %14zu bytes (%s): %d sequences x %zu bytes over %d recurrent layers\n",
-              b.recurrent, mib(b.recurrent).c_str(), mo.n_seq_max, slot, n_rec);
-  std::printf("  snapshots         %14zu bytes (%s)\n", b.snapshots, mib(b.snapshots).c_str());
-  std::printf("  bookkeeping       %14zu bytes (%s)\n", b.metadata, mib(b.metadata).c_str());
+              b.recurrent, format_mib(b.recurrent).c_str(), mo.n_seq_max, slot, n_rec);
+  std::printf("  snapshots         %14zu bytes (%s)\n", b.snapshots, format_mib(b.snapshots).c_str());
+  std::printf("  bookkeeping       %14zu bytes (%s)\n", b.metadata, format_mib(b.metadata).c_str());
   std::printf("  per sequence      %14zu bytes recurrent (constant) + %zu bytes per token it holds "
               "(at most %zu bytes with the whole context)\n",
               slot, cell, per_seq_full);
-  std::printf("  total             %14zu bytes (%s)\n", b.total(), mib(b.total()).c_str());
+  std::printf("  total             %14zu bytes (%s)\n", b.total(), format_mib(b.total()).c_str());
   return 0;
 }
 

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "core/utf8.h"
+
 namespace tandem {
 
 using json = nlohmann::ordered_json;  // properties keep the schema's order
@@ -93,25 +95,15 @@ class RegexToGbnf {
     if (c == '\\' || c == ']' || c == '[' || c == '^' || c == '-' || c == '"') return std::string("\\") + static_cast<char>(c);
     if (c < 0x20 || c == 0x7F) return fmt::format("\\x{:02X}", c);
     std::string s;
-    grammar_utf8(s, c);
+    utf8_append(s, c);
     return s;
-  }
-  static void grammar_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) out += static_cast<char>(cp);
-    else if (cp < 0x800) out += static_cast<char>(0xC0 | (cp >> 6)), out += static_cast<char>(0x80 | (cp & 0x3F));
-    else if (cp < 0x10000)
-      out += static_cast<char>(0xE0 | (cp >> 12)), out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)),
-          out += static_cast<char>(0x80 | (cp & 0x3F));
-    else
-      out += static_cast<char>(0xF0 | (cp >> 18)), out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F)),
-          out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F)), out += static_cast<char>(0x80 | (cp & 0x3F));
   }
   // A literal character of the string value as it appears in JSON text.
   static std::string literal_char(uint32_t c) {
     std::string s;
     if (c == '"') return "\"\\\\\\\"\"";   // the two bytes \"
     if (c == '\\') return "\"\\\\\\\\\"";  // the two bytes \\ (JSON)
-    grammar_utf8(s, c);
+    utf8_append(s, c);
     return gbnf_literal(s);
   }
   Result<uint32_t> utf8_char() {

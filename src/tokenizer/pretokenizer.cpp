@@ -211,46 +211,4 @@ const std::string& byte_to_unicode_utf8(uint8_t b) { return byte_tables().utf8[b
 
 int unicode_to_byte(uint32_t cp) { return cp < 512 ? byte_tables().inv[cp] : -1; }
 
-size_t utf8_decode(std::string_view s, size_t i, uint32_t* cp) {
-  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
-  uint8_t c = p[i];
-  size_t n = utf8_len(c);
-  if (n == 1) {
-    *cp = c < 0x80 ? c : 0xFFFFFFFFu;
-    return 1;
-  }
-  if (i + n > s.size()) {
-    *cp = 0xFFFFFFFFu;
-    return 1;
-  }
-  uint32_t v = c & (0x7Fu >> n);
-  for (size_t k = 1; k < n; ++k) {
-    if ((p[i + k] & 0xC0) != 0x80) {
-      *cp = 0xFFFFFFFFu;
-      return 1;
-    }
-    v = (v << 6) | (p[i + k] & 0x3Fu);
-  }
-  *cp = v;
-  return n;
-}
-
-void utf8_append(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
-
 }  // namespace tandem

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/utf8.h"
 
 namespace tandem {
 
@@ -48,17 +49,6 @@ const std::string& byte_to_unicode_utf8(uint8_t b);
 // Inverse on code points; -1 when the code point is not in the alphabet.
 int unicode_to_byte(uint32_t cp);
 
-// Decode one UTF-8 code point at s[i]; returns its length (1 for an invalid
-// byte, whose value is then returned in *cp as 0xFFFFFFFF).
-size_t utf8_decode(std::string_view s, size_t i, uint32_t* cp);
-// Byte length of a UTF-8 sequence from its lead byte (1 for invalid leads).
-inline size_t utf8_len(uint8_t lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xE0) == 0xC0) return 2;
-  if ((lead & 0xF0) == 0xE0) return 3;
-  if ((lead & 0xF8) == 0xF0) return 4;
-  return 1;
-}
-void utf8_append(std::string& out, uint32_t cp);
+// utf8_decode / utf8_len / utf8_append: core/utf8.h.
 
 }  // namespace tandem

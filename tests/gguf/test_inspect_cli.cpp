@@ -1,46 +1,22 @@
 // `tandem inspect` as a user runs it: the built binary, its exit code, its
 // stdout (text and --json, parsed with nlohmann) and its one-line errors.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "../runtime/cli_test_util.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 const std::string kFixtures = TANDEM_FIXTURES;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
+using CliRun = tandem::clitest::Out;
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-CliRun run_inspect(const std::string& args) {
-  static int counter = 0;
-  std::string base = (fs::temp_directory_path() /
-                      ("tandem-inspect-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
-                         .string();
-  std::string cmd = std::string("'") + TANDEM_BIN + "' inspect " + args + " >" + base + ".out 2>" + base + ".err";
-  int st = std::system(cmd.c_str());
-  CliRun r;
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = read_all(base + ".out");
-  r.err = read_all(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  return r;
-}
+CliRun run_inspect(const std::string& args) { return tandem::clitest::run_exe(TANDEM_BIN, "inspect " + args); }
 
 TEST(InspectCli, TextListsMetadataTensorsAndCounts) {
   CliRun r = run_inspect(kFixtures + "/models/tiny-granitehybrid.gguf");

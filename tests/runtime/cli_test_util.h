@@ -1,6 +1,7 @@
 #pragma once
 // Running the `tandem` executable from CLI tests: stdout, stderr and exit code,
-// optionally feeding a string on stdin.
+// optionally feeding a string on stdin; the check of a refused command line.
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,7 +27,14 @@ struct Out {
   std::string out, err;
 };
 
-inline std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+// p in single quotes for the shell. Built piecewise: g++ 12 warns (-Wrestrict,
+// a false positive) on "'" + std::string once inlined.
+inline std::string q(const fs::path& p) {
+  std::string s(1, '\'');
+  s += p.string();
+  s += '\'';
+  return s;
+}
 
 // Runs `<exe> ARGS` (shell syntax), stdin from `input` when given.
 inline Out run_exe(const std::string& exe, const std::string& args, const std::string* input = nullptr) {
@@ -55,6 +63,23 @@ inline Out run_exe(const std::string& exe, const std::string& args, const std::s
   fs::remove(err, ec);
   fs::remove(in, ec);
   return o;
+}
+
+#ifdef TANDEM_EXE
+// `tandem ARGS` with the executable the test is built against (TANDEM_EXE).
+inline Out tandem_cli(const std::string& args, const std::string* input = nullptr) {
+  return run_exe(TANDEM_EXE, args, input);
+}
+#endif
+
+// A refused command: non-zero exit, nothing on stdout, exactly one line on
+// stderr that says "error". `what` names the case in failure messages.
+inline void expect_one_error_line(const Out& o, const std::string& what) {
+  EXPECT_NE(o.code, 0) << what;
+  EXPECT_TRUE(o.out.empty()) << what << ": " << o.out;
+  ASSERT_FALSE(o.err.empty()) << what;
+  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << what << ": " << o.err;  // exactly one line
+  EXPECT_NE(o.err.find("error"), std::string::npos) << what << ": " << o.err;
 }
 
 }  // namespace tandem::clitest

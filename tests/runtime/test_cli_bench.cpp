@@ -18,23 +18,10 @@
 
 namespace {
 
-using tandem::clitest::Out;
-using tandem::clitest::q;
-using tandem::clitest::threads;
-namespace fs = std::filesystem;
+using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs
 const fs::path kFix = TANDEM_FIXTURES;
 const fs::path kHybrid = kFix / "models" / "tiny-hybrid-stories.gguf";
 const fs::path kStories = kFix / "models" / "stories260K.gguf";
-
-Out tandem_cli(const std::string& args) { return tandem::clitest::run_exe(TANDEM_EXE, args); }
-
-void expect_one_error_line(const Out& o, const std::string& what) {
-  EXPECT_NE(o.code, 0) << what;
-  EXPECT_TRUE(o.out.empty()) << what << ": " << o.out;
-  ASSERT_FALSE(o.err.empty()) << what;
-  EXPECT_EQ(o.err.find('\n'), o.err.size() - 1) << what << ": " << o.err;  // exactly one line
-  EXPECT_NE(o.err.find("error"), std::string::npos) << what << ": " << o.err;
-}
 
 // ------------------------------------------------------------------ bench
 

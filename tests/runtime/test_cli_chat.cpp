@@ -20,10 +20,7 @@
 
 namespace {
 
-using tandem::clitest::Out;
-using tandem::clitest::q;
-using tandem::clitest::threads;
-namespace fs = std::filesystem;
+using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs
 const fs::path kFix = TANDEM_FIXTURES;
 constexpr int kReply = 12;  // -n: tokens per reply
 constexpr int kCtx = 512;
@@ -95,10 +92,9 @@ std::vector<TurnStat> parse_stats(const std::string& err) {
 }
 
 Out chat(const fs::path& model, const std::string& input) {
-  return tandem::clitest::run_exe(TANDEM_EXE,
-                                  "chat -m " + q(model) + " --temp 0 -n " + std::to_string(kReply) + " --ctx " +
-                                      std::to_string(kCtx) + " -t " + threads(),
-                                  &input);
+  return tandem_cli("chat -m " + q(model) + " --temp 0 -n " + std::to_string(kReply) + " --ctx " +
+                        std::to_string(kCtx) + " -t " + threads(),
+                    &input);
 }
 
 void check_model(const fs::path& model) {

@@ -2,9 +2,8 @@
 // feed_forward_length[i] == 0), attention without RoPE (feed_forward_length[i]
 // == 0) or a ReLU² MLP; each is RMSNorm(h)·attn_norm → block → residual.
 #include "model/arch/arch.h"
+#include "model/arch/arch_common.h"
 #include "model/config.h"
-#include "model/layers/bind.h"
-#include "model/layers/layers.h"
 
 namespace tandem::model {
 namespace {
@@ -45,19 +44,16 @@ Status bind(Binder& b, const ModelConfig& c, Weights& w) {
 }
 
 Status layer(Fwd& f, int il) {
-  const ModelConfig& c = f.cfg;
   const LayerWeights& lw = f.w.layers[il];
-  const int E = c.n_embd;
-  norm_rows(f.h(), lw.attn_norm, f.xn(), f.T, E, c.norm_eps);
-  switch (c.mixer[il]) {
-    case MixerKind::kMamba2: TANDEM_TRY(mamba2_mixer(f, lw, il, f.xn(), f.mix())); break;
-    case MixerKind::kAttention: TANDEM_TRY(attention_mixer(f, lw, il, f.xn(), f.mix(), /*rope=*/false)); break;
-    default:
-      ffn_relu2(f, lw.ffn_up, lw.ffn_up_b, lw.ffn_down, lw.ffn_down_b, f.xn(), f.mix());
-      break;
-  }
-  residual_add(f.h(), f.mix(), 1.0f, f.T, E);
-  return Status::ok();
+  return norm_mixer_residual(f, lw.attn_norm, [&](const float* x, float* out) {
+    switch (f.cfg.mixer[il]) {
+      case MixerKind::kMamba2: return mamba2_mixer(f, lw, il, x, out);
+      case MixerKind::kAttention: return attention_mixer(f, lw, il, x, out, /*rope=*/false);
+      default:
+        ffn_relu2(f, lw.ffn_up, lw.ffn_up_b, lw.ffn_down, lw.ffn_down_b, x, out);
+        return Status::ok();
+    }
+  });
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <map>
 #include <unordered_map>
 
+#include "core/utf8.h"
+
 namespace tandem::grammar {
 
 // ------------------------------------------------------------------ CharClass
@@ -56,24 +58,6 @@ int Grammar::rule_id(std::string_view name) const {
   for (size_t i = 0; i < rule_names.size(); ++i)
     if (rule_names[i] == name) return static_cast<int>(i);
   return -1;
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 namespace {
@@ -232,14 +216,9 @@ class Parser {
         default: return fail(fmt::format("unknown escape '\\{}'", e));
       }
     }
-    const int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (n == 0 || pos_ + n > src_.size()) return fail("the grammar text is not valid UTF-8");
-    uint32_t v = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-    for (int i = 1; i < n; ++i) {
-      const auto cc = static_cast<unsigned char>(src_[pos_ + i]);
-      if ((cc & 0xC0) != 0x80) return fail("the grammar text is not valid UTF-8");
-      v = (v << 6) | (cc & 0x3F);
-    }
+    uint32_t v = 0;
+    const size_t n = utf8_decode(src_, pos_, &v);
+    if (v == kUtf8Invalid) return fail("the grammar text is not valid UTF-8");
     pos_ += n;
     return v;
   }

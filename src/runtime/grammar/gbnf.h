@@ -61,7 +61,4 @@ inline constexpr uint32_t kMaxCodePoint = 0x10FFFF;
 Result<Grammar> parse_gbnf(std::string_view text, std::string_view what = "grammar",
                            std::string_view root = "root");
 
-// Appends the UTF-8 encoding of cp to out.
-void append_utf8(std::string& out, uint32_t cp);
-
 }  // namespace tandem::grammar
