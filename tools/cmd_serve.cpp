@@ -5,20 +5,39 @@
 // behind cpp-httplib. The socket is bound first (port 0 picks a free one) and
 // `listening on http://HOST:PORT` printed; /health answers 503 until the model
 // is loaded, then 200.
+//
+// Overload: connections are served by tandem::server::ConnectionPool
+// (parallel + min(queue, 64) + 4 workers). A connection that finds no free
+// worker within 200 ms goes to the pool's overflow lane, where it gets one
+// answer and is closed: GET requests (/health, /metrics, /v1/models) are
+// answered normally, everything else gets 503 `server_overloaded` with
+// Retry-After. So under any overload every client gets a well-formed answer
+// instead of waiting in an unbounded queue.
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 
 #include "cli_common.h"
 #include "command.h"
+#include "runtime/server/connection_pool.h"
 #include "runtime/server/service.h"
 
 namespace {
 
+using tandem::server::ConnectionPool;
 using tandem::server::EventSource;
 using tandem::server::HttpRequest;
 using tandem::server::HttpResponse;
@@ -60,6 +79,157 @@ void send(const HttpResponse& r, httplib::Response& res) {
         if (!success) src->cancel();
       });
 }
+
+// ------------------------------------------------------------------ transport
+// Waits up to `ms` for `events` on fd (EINTR retried); true when ready (or
+// hung up / in error: the following recv/send then reports it).
+bool wait_fd(int fd, short events, int ms) {
+  pollfd p{fd, events, 0};
+  for (;;) {
+    const int r = ::poll(&p, 1, ms);
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0;
+  }
+}
+
+// False once the peer has closed its side (EOF pending) or the socket failed.
+bool peer_open(int fd) {
+  if (!wait_fd(fd, POLLIN, 0)) return true;
+  char c;
+  const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+}
+
+std::string ip_of(const sockaddr_storage& a, int& port) {
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (a.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+    inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof buf);
+    port = ntohs(v4->sin_port);
+  } else if (a.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+    inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
+    port = ntohs(v6->sin6_port);
+  }
+  return buf;
+}
+
+// One accepted connection as an httplib::Stream: buffered reads, each read /
+// write waiting at most the given time-out.
+class SocketStream final : public httplib::Stream {
+ public:
+  SocketStream(int sock, int read_ms, int write_ms) : sock_(sock), read_ms_(read_ms), write_ms_(write_ms) {}
+  bool is_readable() const override { return off_ < len_ || wait_fd(sock_, POLLIN, read_ms_); }
+  bool is_writable() const override { return wait_fd(sock_, POLLOUT, write_ms_) && peer_open(sock_); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (off_ == len_) {
+      if (!wait_fd(sock_, POLLIN, read_ms_)) return -1;
+      ssize_t n;
+      do n = ::recv(sock_, buf_, sizeof buf_, 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      off_ = 0;
+      len_ = static_cast<size_t>(n);
+    }
+    const size_t k = std::min(size, len_ - off_);
+    std::memcpy(ptr, buf_ + off_, k);
+    off_ += k;
+    return static_cast<ssize_t>(k);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable()) return -1;
+    ssize_t n;
+    do n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (::getpeername(sock_, reinterpret_cast<sockaddr*>(&a), &len) == 0) ip = ip_of(a, port);
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (::getsockname(sock_, reinterpret_cast<sockaddr*>(&a), &len) == 0) ip = ip_of(a, port);
+  }
+  socket_t socket() const override { return sock_; }
+
+ private:
+  int sock_;
+  int read_ms_, write_ms_;
+  char buf_[4096];
+  size_t off_ = 0, len_ = 0;
+};
+
+// httplib's accept loop hands connections to this queue (see the file comment).
+class PoolQueue final : public httplib::TaskQueue {
+ public:
+  PoolQueue(ConnectionPool::Options o, tandem::server::Metrics* m) : pool_(o, m) {}
+  void enqueue(std::function<void()> fn) override { pool_.enqueue(std::move(fn)); }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  ConnectionPool pool_;
+};
+
+// The socket of the connection this worker thread serves (-1: none); the
+// handler turns it into HttpRequest::client_gone.
+thread_local int tl_connection = -1;
+
+// httplib::Server serving each connection itself: the same keep-alive loop as
+// httplib's own, except that a connection on the overflow lane (or one still
+// waiting when the server stops) gets exactly one request, answered with
+// `Connection: close`, and shorter waits, so the lane never sits on an idle
+// or slow client. (process_and_close_socket is httplib's virtual hook; the
+// protected process_request does the HTTP parsing, routing and writing.)
+class HttpServer final : public httplib::Server {
+ public:
+  // httplib listens with a backlog of 5: a burst of connects beyond that has
+  // its SYNs dropped and retried a second later. Listening again on the bound
+  // socket raises the backlog (Linux).
+  void widen_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    const bool lane = ConnectionPool::in_overflow_lane();
+    // A connection still waiting when the server stops gets one answer too
+    // (the service then answers 503 shutting_down) instead of a bare close.
+    const bool stopping = svr_sock_ == INVALID_SOCKET;
+    int one = 1;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto ms = [](time_t s, time_t us) { return static_cast<int>(std::min<time_t>(s * 1000 + us / 1000, 1 << 30)); };
+    int read_ms = ms(read_timeout_sec_, read_timeout_usec_), idle_ms = ms(keep_alive_timeout_sec_, 0);
+    if (lane || stopping) {
+      // The request was sent when the lane takes the connection (>= 200 ms after it arrived).
+      read_ms = std::min(read_ms, 5000);
+      idle_ms = std::min(idle_ms, stopping ? 200 : 2000);
+    }
+    SocketStream strm(sock, read_ms, ms(write_timeout_sec_, write_timeout_usec_));
+    tl_connection = sock;
+    size_t left = lane || stopping ? 1 : std::max<size_t>(1, keep_alive_max_count_);
+    bool ok = false;
+    while (left > 0 && wait_request(sock, idle_ms, stopping)) {
+      bool closed = false;
+      ok = process_request(strm, /*close_connection=*/left == 1, closed, nullptr);
+      if (!ok || closed) break;
+      --left;
+    }
+    tl_connection = -1;
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
+    return ok;
+  }
+
+  // Waits up to `ms` until the next request's bytes arrive; in slices, so a
+  // server that stops meanwhile ends idle keep-alive connections at once.
+  bool wait_request(int sock, int ms, bool stopping) {
+    for (int waited = 0;; waited += 100) {
+      if (wait_fd(sock, POLLIN, std::min(100, std::max(0, ms - waited)))) return true;
+      if (waited >= ms || (!stopping && svr_sock_ == INVALID_SOCKET)) return false;
+    }
+  }
+};
 
 int run_serve(int argc, char** argv) {
   const std::string cmd = "tandem serve";
@@ -114,9 +284,10 @@ int run_serve(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   Service service(o);
-  httplib::Server svr;
-  const size_t n_http_threads = static_cast<size_t>(o.parallel + std::min(o.queue, 64) + 4);
-  svr.new_task_queue = [n_http_threads] { return new httplib::ThreadPool(n_http_threads); };
+  HttpServer svr;
+  ConnectionPool::Options po;
+  po.workers = o.parallel + std::min(o.queue, 64) + 4;
+  svr.new_task_queue = [po, &service] { return new PoolQueue(po, &service.metrics()); };
   svr.set_payload_max_length(max_body);
   // Streams send one small chunk per token: without TCP_NODELAY, Nagle's
   // algorithm and delayed ACKs hold each one back by up to ~40 ms.
@@ -131,7 +302,13 @@ int run_serve(int argc, char** argv) {
   svr.set_read_timeout(std::max<time_t>(5, static_cast<time_t>(o.timeout_s)), 0);
   svr.set_write_timeout(std::max<time_t>(5, static_cast<time_t>(o.timeout_s)), 0);
   auto handler = [&service](const httplib::Request& req, httplib::Response& res) {
+    if (ConnectionPool::in_overflow_lane() && req.method != "GET") {
+      // Every worker is busy: answer at once (GETs are cheap and still served).
+      send(service.overloaded(), res);
+      return;
+    }
     HttpRequest hr{req.method, req.path, req.body, req.get_header_value("Authorization")};
+    if (const int sock = tl_connection; sock >= 0) hr.client_gone = [sock] { return !peer_open(sock); };
     HttpResponse r = service.handle(hr);
     if (r.stream) {
       // cpp-httplib 0.11 compresses every text/* response the client accepts
@@ -163,6 +340,7 @@ int run_serve(int argc, char** argv) {
   } else if (!svr.bind_to_port(host, port)) {
     return tandem::tools::fail(cmd, "cannot bind " + host + ":" + std::to_string(port));
   }
+  svr.widen_backlog();
   std::printf("listening on http://%s:%d\n", host.c_str(), bound);
   std::fflush(stdout);
   std::thread http([&svr] { svr.listen_after_bind(); });

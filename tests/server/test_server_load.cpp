@@ -1,7 +1,8 @@
 // `tandem serve` under load: 16 concurrent clients on 4 sequences (continuous
 // batching must not change greedy results), a client that aborts mid-stream
-// (its sequence is freed, the server keeps serving), a full queue (503 +
-// Retry-After) and the per-request time limit (408).
+// (its sequence is freed, the server keeps serving), non-streaming clients and
+// clients in the middle of a long prefill that hang up (cancelled, not run to
+// the end), a full queue (503 + Retry-After) and the per-request time limit (408).
 #include <gtest/gtest.h>
 
 #include <future>
@@ -78,6 +79,81 @@ TEST(ServerLoad, AbortedStreamFreesItsSequence) {
   auto r = post_json(srv.port(), "/v1/completions", json{{"prompt", "The dog"}, {"max_tokens", 5}, {"temperature", 0}});
   EXPECT_EQ(r.status, 200) << r.raw;
   EXPECT_TRUE(srv.alive());
+}
+
+TEST(ServerLoad, NonStreamingClientThatHangsUpFreesItsSequence) {
+  auto m = Model::load(bundled_model());
+  ASSERT_TRUE(m.ok()) << m.error();
+  const std::string eos = std::to_string((*m)->eos());
+  ServerProcess srv({"-m", bundled_model(), "--parallel", "1", "--ctx", "32768", "-t", "1"});
+  ASSERT_TRUE(srv.ok()) << srv.error();
+  // A non-streaming request far too long to finish (EOS banned, 30000
+  // tokens); the client gives up after 500 ms and closes its connection.
+  {
+    httplib::Client cli("127.0.0.1", srv.port());
+    cli.set_read_timeout(0, 500000);
+    auto r = cli.Post("/v1/completions",
+                      json{{"prompt", "Once upon a time"}, {"max_tokens", 30000}, {"temperature", 0},
+                           {"logit_bias", {{eos, -100}}}}
+                          .dump(),
+                      "application/json");
+    EXPECT_FALSE(r) << "the request was expected to outlast the client's patience";
+  }
+  // The server notices at its next poll of the connection (100 ms) and
+  // cancels: the sequence is free long before the generation could end.
+  double busy = -1, gone = 0;
+  std::string met;
+  for (int i = 0; i < 200; ++i) {
+    met = get_json(srv.port(), "/metrics").raw;
+    busy = metric(met, "tandem_sequences_busy");
+    gone = met.find("tandem_requests_total{status=\"499\"} 1") != std::string::npos;
+    if (busy == 0 && gone) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_EQ(busy, 0) << "the sequence of a client that hung up is still busy";
+  EXPECT_TRUE(gone) << "no 499 (client closed request) counted:\n" << met;
+  EXPECT_LT(metric(met, "tandem_generated_tokens_total"), 30000);
+  // The only sequence is free again: a new request is served at once.
+  auto ok = post_json(srv.port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(ok.status, 200) << ok.raw;
+}
+
+// A raw connection that sends `body` to /v1/completions, waits `ms`, and closes.
+void post_and_hang_up(int port, const std::string& body, int ms) {
+  httplib::Client cli("127.0.0.1", port);
+  cli.set_read_timeout(0, ms * 1000);
+  (void)cli.Post("/v1/completions", body, "application/json");
+}
+
+TEST(ServerLoad, ClientThatHangsUpDuringPrefillStopsIt) {
+  // A ~12000-token prompt in 64-token chunks takes many decode steps (seconds);
+  // each client goes away 300 ms after sending, long before its prompt is done.
+  ServerProcess srv({"-m", bundled_model(), "--parallel", "1", "--ctx", "16384", "-t", "1", "--batch", "64"});
+  ASSERT_TRUE(srv.ok()) << srv.error();
+  std::string prompt;
+  for (int i = 0; i < 1100; ++i) prompt += "Once upon a time there was a dog. ";
+  auto toks = post_json(srv.port(), "/tokenize", json{{"content", prompt}});
+  ASSERT_EQ(toks.status, 200);
+  const double n_prompt = static_cast<double>(toks.body["tokens"].size());
+  ASSERT_GT(n_prompt, 10000);
+  for (const bool stream : {true, false}) {
+    const double before = metric(get_json(srv.port(), "/metrics").raw, "tandem_prompt_tokens_total");
+    post_and_hang_up(srv.port(), json{{"prompt", prompt}, {"max_tokens", 4}, {"stream", stream}}.dump(), 300);
+    double busy = -1, processed = -1;
+    for (int i = 0; i < 200; ++i) {
+      const std::string met = get_json(srv.port(), "/metrics").raw;
+      busy = metric(met, "tandem_sequences_busy");
+      processed = metric(met, "tandem_prompt_tokens_total") - before;
+      if (busy == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    EXPECT_EQ(busy, 0) << (stream ? "streaming" : "non-streaming") << ": the sequence is still busy";
+    EXPECT_GT(processed, 0) << "the request never started";
+    EXPECT_LT(processed, n_prompt) << (stream ? "streaming" : "non-streaming")
+                                   << ": the whole prompt was processed for a client that had gone";
+  }
+  auto ok = post_json(srv.port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(ok.status, 200) << ok.raw;
 }
 
 TEST(ServerLoad, FullQueueGets503AndTimeLimitGets408) {

@@ -5,6 +5,7 @@
 // httplib out of tandem_runtime keeps its build flags out of the library).
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,6 +82,10 @@ struct HttpRequest {
   std::string path;           // without the query string
   std::string body;
   std::string authorization;  // the Authorization header ("" when absent)
+  // True once the client has gone away (closed its connection); null when the
+  // transport cannot tell. Non-streaming completions poll it while they wait,
+  // so a client that hangs up frees its sequence(s) at the next decode step.
+  std::function<bool()> client_gone = nullptr;
 };
 
 // A server-sent-event stream the transport pulls from (one per streaming request).

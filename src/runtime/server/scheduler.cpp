@@ -208,6 +208,8 @@ void Scheduler::release(Active& a) {
   }
   a.finished = true;
   free_seqs_.store(static_cast<int>(free_list_.size()));
+  // Before the client hears back (it may read /metrics right after).
+  metrics_.sequences_busy.store(opts_.parallel - static_cast<int>(free_list_.size()));
 }
 
 void Scheduler::fail(Active& a, const ApiError& e) {
@@ -234,6 +236,7 @@ void Scheduler::finish_choice(Active& a, size_t ci, const std::string& reason, C
     (void)ctx_.seq_rm(c.seq, -1, -1);
     free_list_.push_back(c.seq);
     c.seq = -1;
+    metrics_.sequences_busy.store(opts_.parallel - static_cast<int>(free_list_.size()));
   }
 }
 

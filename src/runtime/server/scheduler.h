@@ -37,6 +37,11 @@ struct Metrics {
   std::atomic<uint64_t> steps{0};
   std::atomic<uint64_t> cached_prompt_tokens{0};  // prompt tokens restored from the prefix cache
   std::atomic<uint64_t> next_turn_tokens{0};      // tokens re-encoded for a conversation's next turn
+  // HTTP connections (ConnectionPool): workers in all / busy, connections
+  // waiting for one, connections handed to the overflow lane, and requests
+  // the lane answered 503 server_overloaded.
+  std::atomic<int> http_workers{0}, http_busy{0}, http_waiting{0};
+  std::atomic<uint64_t> http_overflowed{0}, overload_rejected{0};
 
   void count_status(int status);
   std::map<int, uint64_t> statuses() const;

@@ -36,6 +36,7 @@ Service::Service(ServerOptions opts) : opts_(std::move(opts)) {
 Service::~Service() { shutdown(); }
 
 void Service::shutdown() {
+  stopping_.store(true);
   ready_.store(false);
   if (sched_) sched_->stop();
 }
@@ -91,7 +92,10 @@ Outcome Service::load() {
   return Outcome();
 }
 
-HttpResponse Service::transport_error(int status) {
+namespace {
+
+// The OpenAI-style error for a status the transport produced (not counted).
+ApiError transport_api_error(int status) {
   ApiError e;
   e.status = status;
   switch (status) {
@@ -101,8 +105,24 @@ HttpResponse Service::transport_error(int status) {
     case 408: e.message = "the request was not received in time"; e.type = "timeout_error"; e.code = "request_timeout"; break;
     default: e.message = fmt::format("HTTP error {}", status); e.type = status >= 500 ? "server_error" : "invalid_request_error"; break;
   }
+  return e;
+}
+
+}  // namespace
+
+HttpResponse Service::transport_error(int status) {
   metrics_.count_status(status);
-  return HttpResponse::error(e);
+  return HttpResponse::error(transport_api_error(status));
+}
+
+HttpResponse Service::overloaded() {
+  ApiError e{503, "the server is overloaded (every connection worker is busy); retry later", "server_error",
+             "server_overloaded", ""};
+  metrics_.count_status(503);
+  metrics_.overload_rejected.fetch_add(1);
+  HttpResponse r = HttpResponse::error(e);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
 }
 
 HttpResponse Service::handle(const HttpRequest& req) {
@@ -113,8 +133,9 @@ HttpResponse Service::handle(const HttpRequest& req) {
 
 HttpResponse Service::route(const HttpRequest& req) {
   if (req.path == "/health") {
-    if (req.method != "GET") return transport_error(405);
-    return ready() ? HttpResponse::json(200, R"({"status":"ok"})") : HttpResponse::json(503, R"({"status":"loading"})");
+    if (req.method != "GET") return HttpResponse::error(transport_api_error(405));  // (handle() counts it)
+    if (ready()) return HttpResponse::json(200, R"({"status":"ok"})");
+    return HttpResponse::json(503, stopping_.load() ? R"({"status":"shutting_down"})" : R"({"status":"loading"})");
   }
   if (!opts_.api_key.empty()) {
     // Constant-time comparison; the key is never logged or echoed.
@@ -146,7 +167,12 @@ HttpResponse Service::route(const HttpRequest& req) {
     r.headers.emplace_back("Allow", get ? "GET" : "POST");
     return r;
   }
-  if (!ready()) return HttpResponse::error(not_ready());
+  if (!ready()) {
+    if (!stopping_.load()) return HttpResponse::error(not_ready());
+    HttpResponse r = HttpResponse::error({503, "the server is shutting down", "server_error", "shutting_down", ""});
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
   if (req.path == "/v1/completions") return completions(req, false);
   if (req.path == "/v1/chat/completions") return completions(req, true);
   if (req.path == "/v1/models") return models();
@@ -243,9 +269,22 @@ HttpResponse Service::completions(const HttpRequest& req, bool chat) {
   // scheduler enforces the time limit, so this wait ends).
   std::vector<ChoiceResult> choices(static_cast<size_t>(r.n));
   int completion_tokens = 0, cached_tokens = 0;
+  auto next_check = Clock::now();
   for (;;) {
+    if (req.client_gone && Clock::now() >= next_check) {
+      // Every 100 ms (updates arrive every decode step, so not only when idle).
+      next_check = Clock::now() + std::chrono::milliseconds(100);
+      if (req.client_gone()) {
+        // Nobody will read the answer: stop generating and free the
+        // sequence(s). 499 (nginx's "client closed request") only shows in
+        // /metrics; the write of this response fails.
+        ticket->cancel();
+        return HttpResponse::error({499, "the client closed the connection before the answer was ready", "server_error",
+                                    "client_disconnected", ""});
+      }
+    }
     Update u;
-    if (!ticket->pop(u, std::chrono::milliseconds(1000))) continue;
+    if (!ticket->pop(u, std::chrono::milliseconds(100))) continue;
     if (u.error) return HttpResponse::error(*u.error);
     for (auto& cu : u.choices) {
       auto& c = choices.at(static_cast<size_t>(cu.index));
@@ -351,6 +390,17 @@ HttpResponse Service::metrics_text() const {
   metric("tandem_recurrent_slots_used", "gauge", "Recurrent state slots referenced by live sequences.",
          m.recurrent_slots.load());
   metric("tandem_decode_steps_total", "counter", "Decode steps of the batching loop.", m.steps.load());
+  metric("tandem_http_workers", "gauge", "HTTP connection workers (a streaming request holds one throughout).",
+         m.http_workers.load());
+  metric("tandem_http_workers_busy", "gauge", "HTTP workers serving a connection.", m.http_busy.load());
+  metric("tandem_http_connections_waiting", "gauge", "Accepted connections waiting for an HTTP worker.",
+         m.http_waiting.load());
+  metric("tandem_http_connections_overflowed_total", "counter",
+         "Connections that found no free worker in time and went to the overflow lane (answered at once, then closed).",
+         m.http_overflowed.load());
+  metric("tandem_requests_rejected_overload_total", "counter",
+         "Requests answered 503 server_overloaded by the overflow lane (also in tandem_requests_total{status=\"503\"}).",
+         m.overload_rejected.load());
   metric("tandem_snapshots_used", "gauge", "Recurrent-state / cell snapshots held by the context.", m.snapshots.load());
   // Prefix cache (zeros when it is off).
   const PrefixCache::Stats cs = m.cache();

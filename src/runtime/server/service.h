@@ -47,6 +47,10 @@ class Service {
   // An error response for a status the transport produced itself (413 body too
   // large, 404 ...), counted in the metrics like any other.
   HttpResponse transport_error(int status);
+  // 503 server_overloaded with Retry-After: the answer to a request that
+  // arrived while every HTTP worker was busy (ConnectionPool's overflow
+  // lane), counted in the metrics.
+  HttpResponse overloaded();
   void shutdown();
 
   const std::string& model_id() const { return model_id_; }
@@ -71,6 +75,7 @@ class Service {
   Metrics metrics_;
   int ctx_per_seq_ = 0;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> stopping_{false};  // shutdown() was called: 503 shutting_down
   int64_t created_ = 0;
 };
 
