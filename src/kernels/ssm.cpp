@@ -1,12 +1,14 @@
-// State-space kernels: causal depthwise conv with carried state, the Mamba2
-// selective scan (sequential form) and the Mamba1 scan. States are updated in
+// State-space kernels: the Mamba2 selective scan (sequential form; the
+// causal conv is in ssm_conv.cpp) and the Mamba1 scan. States are updated in
 // place through the per-sequence pointer arrays.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "core/profiler.h"
-#include "kernels/act_fast.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
 #include "kernels/ssm_internal.h"
@@ -14,51 +16,24 @@
 
 namespace tandem::kernels {
 
-void ssm_conv(const ConvArgs& a, ThreadPool& pool) {
-  TANDEM_PROF_OP(kConv);  // bench --profile (core/profiler.h)
-  const int W = a.width, T = a.n_seq_tokens, C = a.channels;
-  if (C <= 0 || T <= 0 || a.n_seqs <= 0) return;
-  // Work item: a block of channels, all sequences (channels are independent).
-  constexpr int kBlock = 64;
-  const int64_t n_blocks = (C + kBlock - 1) / kBlock;
-  pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
-    float win[64];  // sliding window of the last W inputs of one channel
-    std::vector<float> big;
-    float* w = win;
-    if (W > 64) {
-      big.resize(static_cast<size_t>(W));
-      w = big.data();
-    }
-    const int c_end = std::min<int64_t>(C, b1 * kBlock);
-    for (int s = 0; s < a.n_seqs; ++s) {
-      float* st = a.state[s];  // [W-1][C]
-      for (int c = static_cast<int>(b0 * kBlock); c < c_end; ++c) {
-        for (int k = 0; k < W - 1; ++k) w[k] = st[static_cast<size_t>(k) * C + c];
-        const float* wc = a.w + static_cast<size_t>(c) * W;
-        for (int t = 0; t < T; ++t) {
-          const size_t row = static_cast<size_t>(s) * T + t;
-          w[W - 1] = a.x[row * a.x_stride + c];
-          float sum = 0;
-          for (int k = 0; k < W; ++k) sum += w[k] * wc[k];
-          if (a.bias) sum += a.bias[c];
-          a.out[row * C + c] = sum;  // SiLU below, vectorized over the block's channels
-          for (int k = 0; k + 1 < W; ++k) w[k] = w[k + 1];
-        }
-        for (int k = 0; k < W - 1; ++k) st[static_cast<size_t>(k) * C + c] = w[k];
-      }
-      if (a.silu) {
-        const int c0 = static_cast<int>(b0 * kBlock);
-        for (int t = 0; t < T; ++t) silu_fast(a.out + (static_cast<size_t>(s) * T + t) * C + c0, c_end - c0);
-      }
-    }
-  });
-}
-
 namespace scalar {
 #define TANDEM_TGT
 #include "kernels/ssm_scan_body.inc"
 #undef TANDEM_TGT
 }  // namespace scalar
+
+namespace {
+std::atomic<bool>& legacy_flag() {
+  static std::atomic<bool> on{[] {
+    const char* e = std::getenv("TANDEM_SSM_LEGACY");
+    return e && std::strcmp(e, "1") == 0;
+  }()};
+  return on;
+}
+}  // namespace
+
+void set_ssm_legacy(bool on) { legacy_flag().store(on, std::memory_order_relaxed); }
+bool ssm_legacy() { return legacy_flag().load(std::memory_order_relaxed); }
 
 Mamba2HeadFn mamba2_seq_head_fn(CpuPath p) {
   Mamba2HeadFn f = nullptr;
@@ -78,7 +53,32 @@ void ssm_scan_mamba2_sequential(const Mamba2ScanArgs& a, ThreadPool& pool) {
   TANDEM_PROF_OP(kSsmScan);  // bench --profile (core/profiler.h)
   if (a.n_seqs <= 0 || a.n_seq_tokens <= 0) return;
   const int64_t n = static_cast<int64_t>(a.n_seqs) * a.n_head;
-  const Mamba2HeadFn fn = mamba2_seq_head_fn(active_cpu_path());
+  const CpuPath path = active_cpu_path();
+  Mamba2HeadRangeFn fast = nullptr;
+  if (!ssm_legacy() && path == CpuPath::kAvx512) fast = mamba2_seq_head_fast_avx512();
+  if (!ssm_legacy() && path == CpuPath::kAvx2) fast = mamba2_seq_head_fast_avx2();
+  if (fast) {
+    // Each (sequence, head) still sees its tokens in order; blocks of
+    // kTokenBlock tokens go across the thread's heads so the strided token
+    // rows of x / y are reused while their pages and lines are hot.
+    constexpr int kTokenBlock = 16;
+    const int T = a.n_seq_tokens;
+    pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+      mamba2_prefetch_block(a, i0, i1, 0, kTokenBlock);
+      for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
+        const int t1 = std::min(T, t0 + kTokenBlock);
+        if (t1 < T) mamba2_prefetch_block(a, i0, i1, t1, t1 + kTokenBlock);  // the next block, one block ahead
+        for (int64_t i = i0; i < i1; ++i) {
+          // The next item's state (P x N floats) while this one computes:
+          // decode steps of many sequences stream states from beyond L2.
+          if (i + 1 < i1) mamba2_prefetch_state(a, i + 1);
+          fast(a, static_cast<int>(i / a.n_head), static_cast<int>(i % a.n_head), t0, t1);
+        }
+      }
+    });
+    return;
+  }
+  const Mamba2HeadFn fn = mamba2_seq_head_fn(path);
   pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
     for (int64_t i = i0; i < i1; ++i) fn(a, static_cast<int>(i / a.n_head), static_cast<int>(i % a.n_head));
   });

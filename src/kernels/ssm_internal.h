@@ -38,5 +38,27 @@ Mamba2HeadFn mamba2_seq_head_avx2();             // ssm_simd.cpp
 Mamba2HeadFn mamba2_seq_head_avx512();
 Mamba2ChunkFn mamba2_chunk_head_avx2();
 Mamba2ChunkFn mamba2_chunk_head_avx512();
+// Intrinsics builds of the sequential form (ssm_scan_fast.cpp): the float
+// operations of mamba2_seq_head_avx2/avx512 above as an optimized build
+// compiles them (bit-identical; AVX2 when d_state % 16 == 0), with a
+// vertical reduction and the order fixed by intrinsics, not by the
+// compiler's contraction. They run
+// tokens [t_begin, t_end) of one (sequence, head), so the driver can walk
+// blocks of tokens across the heads (pages of x/y are then shared).
+using Mamba2HeadRangeFn = void (*)(const Mamba2ScanArgs& a, int s, int h, int t_begin, int t_end);
+Mamba2HeadRangeFn mamba2_seq_head_fast_avx2();
+Mamba2HeadRangeFn mamba2_seq_head_fast_avx512();
+// Prefetches (to L2) the x / dt / B / C / y lines of tokens [t0, t1) for the
+// (sequence, head) items [i0, i1) (item = s * n_head + h).
+void mamba2_prefetch_block(const Mamba2ScanArgs& a, int64_t i0, int64_t i1, int t0, int t1);
+// Prefetches (to L2) the state of item i (sequence i / n_head, head i % n_head).
+void mamba2_prefetch_state(const Mamba2ScanArgs& a, int64_t i);
+
+// Benchmarks and tests: route the SIMD paths of the sequential scan and of
+// the conv back to the previous (compiler-vectorized / per-channel) kernels,
+// so old and new can be timed side by side in one process. Default false;
+// TANDEM_SSM_LEGACY=1 in the environment sets it at start.
+void set_ssm_legacy(bool on);
+bool ssm_legacy();
 
 }  // namespace tandem::kernels
