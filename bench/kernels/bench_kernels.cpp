@@ -19,6 +19,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm_tiled.h"
 #include "kernels/kernels.h"
+#include "kernels/ssm_internal.h"
 #include "kernels/thread_pool.h"
 
 namespace tk = tandem::kernels;
@@ -83,6 +84,36 @@ void BM_Matmul(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n
   st.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n_in * n_out * n_cols * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   tk::set_gemm_tiled_enabled(true);
+}
+
+// Decode GEMV A/B (1..8 columns): the tiled-order GEMV (gemv_tiled_avx512,
+// what matmul runs for the types in its tiled set) against the decode kernels
+// matmul runs with the tiled path off (VNNI GEMV for Q8_0 / Q4_K, the
+// row-block kernels otherwise), both from f32 activations (activation
+// conversion included). Registered side by side so one process compares them.
+void BM_Gemv(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_cols, bool tiled_order) {
+  Weights w = make_weights(t, n_out, n_in);
+  std::vector<float> x(static_cast<size_t>(n_in * n_cols)), y(static_cast<size_t>(n_out * n_cols));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(rng);
+  const tk::GemmTiledFn g = tk::gemv_tiled_avx512(t);
+  tk::GemmTask task;
+  task.w = &w.m;
+  task.n_cols = n_cols;
+  task.y = y.data();
+  task.act = x.data();
+  task.act_row_bytes = static_cast<size_t>(n_in) * sizeof(float);
+  tk::set_gemm_tiled_enabled(false);
+  for (auto _ : st) {
+    if (tiled_order) g(task, pool());
+    else tk::matmul(w.m, x.data(), n_cols, y.data(), pool());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  tk::set_gemm_tiled_enabled(true);
+  st.counters["GB/s"] = benchmark::Counter(double(w.buf.size()), benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
 }
 
 // Streaming read of a 512 MiB buffer with all threads (sum of 64-byte lines).
@@ -150,9 +181,11 @@ void BM_FmaPeak(benchmark::State& st, bool wide) {
   st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// Granite-4.0-H-350M Mamba2 layer: d_inner 1536, 48 heads of 32, 1 group, d_state 128.
-void BM_Mamba2Scan(benchmark::State& st, int method, int n_seqs, int T) {
-  const int H = 48, P = 32, G = 1, N = 128;
+// Granite-4.0-H-350M Mamba2 layer: d_inner 1536, 48 heads of 32, 1 group,
+// d_state 128 (P = 64 gives the 3072-wide variant). legacy: the previous
+// sequential kernels (ssm_internal.h), for side-by-side figures.
+void BM_Mamba2Scan(benchmark::State& st, int method, int n_seqs, int T, int P, bool legacy) {
+  const int H = 48, G = 1, N = 128;
   const size_t rows = size_t(n_seqs) * T;
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -167,11 +200,39 @@ void BM_Mamba2Scan(benchmark::State& st, int method, int n_seqs, int T) {
   a.x = x.data(); a.x_stride = size_t(H) * P; a.dt = dt.data(); a.dt_stride = H; a.A = A.data();
   a.B = B.data(); a.B_stride = size_t(G) * N; a.C = C.data(); a.C_stride = size_t(G) * N; a.D = D.data();
   a.state = sp.data(); a.y = y.data(); a.y_stride = size_t(H) * P;
+  tk::set_ssm_legacy(legacy);
   for (auto _ : st) {
     if (method == 0) tk::ssm_scan_mamba2_sequential(a, pool());
     else tk::ssm_scan_mamba2_chunked(a, method, pool());
     benchmark::DoNotOptimize(y.data());
   }
+  tk::set_ssm_legacy(false);
+  st.counters["tok/s"] = benchmark::Counter(double(rows), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Causal conv + SiLU of the same layer: channels = d_inner + 2 N (1792), the
+// input rows strided as in the in_proj output (z | xBC | dt).
+void BM_SsmConv(benchmark::State& st, int channels, int n_seqs, int T, bool legacy) {
+  const int W = 4;
+  const size_t stride = size_t(channels) * 2;
+  const size_t rows = size_t(n_seqs) * T;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  auto fill = [&](size_t n) { std::vector<float> v(n); for (float& f : v) f = nd(rng); return v; };
+  std::vector<float> x = fill(rows * stride), w = fill(size_t(channels) * W), b = fill(channels);
+  std::vector<float> out(rows * channels);
+  std::vector<std::vector<float>> states(n_seqs, fill(size_t(W - 1) * channels));
+  std::vector<float*> sp;
+  for (auto& s : states) sp.push_back(s.data());
+  tk::ConvArgs a;
+  a.x = x.data(); a.x_stride = stride; a.n_seqs = n_seqs; a.n_seq_tokens = T; a.channels = channels; a.width = W;
+  a.state = sp.data(); a.w = w.data(); a.bias = b.data(); a.silu = true; a.out = out.data();
+  tk::set_ssm_legacy(legacy);
+  for (auto _ : st) {
+    tk::ssm_conv(a, pool());
+    benchmark::DoNotOptimize(out.data());
+  }
+  tk::set_ssm_legacy(false);
   st.counters["tok/s"] = benchmark::Counter(double(rows), benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -200,12 +261,45 @@ void register_all() {
           benchmark::RegisterBenchmark((name + "/rowblock").c_str(), BM_Matmul, t, s[0], s[1], nc, false)
               ->Unit(benchmark::kMillisecond)->UseRealTime();
       }
+  if (tk::active_cpu_path() == tk::CpuPath::kAvx512) {
+    // Weight shapes of the 350m preset (n_in x n_out): ssm_in, ssm_out, ffn up/gate, ffn down, output.
+    const int64_t gemv_shapes[][2] = {{768, 3376}, {1536, 768}, {768, 2048}, {2048, 768}, {768, 100352}};
+    for (DType t : {DType::Q8_0, DType::F16, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+      for (const auto& s : gemv_shapes)
+        for (int nc : {1, 4, 8}) {
+          if (!tk::gemv_tiled_avx512(t)) continue;
+          const std::string name = std::string("Gemv/") + std::string(tandem::dtype_name(t)) + "/" +
+                                   std::to_string(s[0]) + "x" + std::to_string(s[1]) + "/cols:" + std::to_string(nc);
+          benchmark::RegisterBenchmark((name + "/tiled").c_str(), BM_Gemv, t, s[0], s[1], nc, true)
+              ->Unit(benchmark::kMicrosecond)->UseRealTime();
+          benchmark::RegisterBenchmark((name + "/decode").c_str(), BM_Gemv, t, s[0], s[1], nc, false)
+              ->Unit(benchmark::kMicrosecond)->UseRealTime();
+        }
+  }
   for (int method : {0, 64, 128, 256}) {
     const std::string m = method == 0 ? "sequential" : "chunked" + std::to_string(method);
-    benchmark::RegisterBenchmark(("Mamba2Scan/" + m + "/seqs:1/T:512").c_str(), BM_Mamba2Scan, method, 1, 512)
+    benchmark::RegisterBenchmark(("Mamba2Scan/" + m + "/seqs:1/T:512").c_str(), BM_Mamba2Scan, method, 1, 512, 32, false)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
-  benchmark::RegisterBenchmark("Mamba2Scan/decode/seqs:8/T:1", BM_Mamba2Scan, 0, 8, 1)->Unit(benchmark::kMicrosecond)->UseRealTime();
+  // Old (legacy) vs new sequential kernels, side by side.
+  for (int P : {32, 64})
+    for (bool legacy : {true, false}) {
+      const std::string v = legacy ? "/legacy" : "/new";
+      const std::string p = "/P:" + std::to_string(P);
+      benchmark::RegisterBenchmark(("Mamba2Scan/sequential" + p + "/seqs:1/T:512" + v).c_str(), BM_Mamba2Scan, 0, 1,
+                                   512, P, legacy)->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("Mamba2Scan/decode" + p + "/seqs:8/T:1" + v).c_str(), BM_Mamba2Scan, 0, 8, 1, P,
+                                   legacy)->Unit(benchmark::kMicrosecond)->UseRealTime();
+    }
+  for (int C : {1792, 6400})
+    for (bool legacy : {true, false}) {
+      const std::string v = legacy ? "/legacy" : "/new";
+      const std::string c = "/C:" + std::to_string(C);
+      benchmark::RegisterBenchmark(("SsmConv" + c + "/seqs:1/T:512" + v).c_str(), BM_SsmConv, C, 1, 512, legacy)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+      benchmark::RegisterBenchmark(("SsmConv" + c + "/seqs:8/T:1" + v).c_str(), BM_SsmConv, C, 8, 1, legacy)
+          ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    }
 }
 
 }  // namespace

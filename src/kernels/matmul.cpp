@@ -1,5 +1,6 @@
 // matmul / get_row / (de)quantize_row entry points: one dispatch per call.
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
 
 #include "core/profiler.h"
@@ -65,14 +66,30 @@ GemmRowsFn gemm_for(CpuPath p, DType w) {
 // Q4_K_M fixture), so it keeps those kernels for all column counts.
 // Types whose tiled pair (prefill kernel + tiled GEMV) is at least as fast as
 // the decode GEMV kernels for 1..8 columns: measured end to end with
-// `tandem bench` on the 350m preset, F16 tg32 31.8 vs 31.7 tok/s, while the
-// tiled GEMV halves Q8_0 decode (35 vs 80 tok/s) and slows Q5_K/Q6_K
-// (1.4-1.6x per matmul), so those keep the decode kernels and, to keep
-// prefill == stepwise bit for bit, the row-block kernels for prompts too
-// (their tiled prompt speed-up waits for a tiled GEMV as fast as the VNNI one).
+// `tandem bench` on the 350m preset, F16 tg32 31.8 vs 31.7 tok/s in session 2
+// (session 3's tiled F16 GEMV is faster again). Q8_0 stays out: session 3's
+// tiled Q8_0 GEMV (transposed panels + prefetch, docs/benchmarks.md "Tiled
+// GEMV (session 3)") is level with the VNNI GEMV in cache and faster from 2-4
+// columns, but 1.2-1.5x slower on DRAM-resident weights, and decode at -t 2
+// measured 16-17 vs 23-39 tok/s, while its prompts would run ~4x faster
+// (adding `case DType::Q8_0` below trades that decode for that prefill).
+// Q5_K/Q6_K tiled GEMVs are 1.2-1.6x slower too. Those keep the decode
+// kernels and, to keep prefill == stepwise bit for bit, the row-block kernels
+// for prompts too.
+// TANDEM_TILED_Q8_0=1 (read once) puts Q8_0 on the tiled pair, for the A/B
+// of that trade in one binary (docs/benchmarks.md).
+bool tiled_q8_0() {
+  static const bool on = [] {
+    const char* e = std::getenv("TANDEM_TILED_Q8_0");
+    return e && e[0] == '1';
+  }();
+  return on;
+}
+
 bool tiled_all_cols(DType w) {
   switch (w) {
     case DType::F32: case DType::F16: case DType::Q4_0: case DType::Q5_0: return true;
+    case DType::Q8_0: return tiled_q8_0();
     default: return false;
   }
 }
