@@ -56,14 +56,7 @@ struct HybridMemory::Impl {
   std::vector<float> staging;
   std::vector<int32_t> staged_slots;  // [stream] slot the staging row belongs to
   bool staging_pending = false;
-  void flush_staging();  // also completes the pending layer copies
-  // f32 streams that moved to another slot this micro-batch (double buffering
-  // or copy on write): the old state is copied layer by layer right before
-  // the forward pass uses it (state()), so it is still in cache for the kernel.
-  std::vector<int32_t> copy_src, copy_dst;  // [stream] slots, -1: in place
-  std::vector<uint8_t> copied;              // [rec layer][stream] 1: done or not needed
-  void copy_layer_states(int li);
-  void finish_copies();
+  void flush_staging();
   AppliedLayerMemory layer_memory{this};
 
   Status check_idle(const char* op) const;
