@@ -67,21 +67,20 @@ GemmRowsFn gemm_for(CpuPath p, DType w) {
 // Types whose tiled pair (prefill kernel + tiled GEMV) is at least as fast as
 // the decode GEMV kernels for 1..8 columns: measured end to end with
 // `tandem bench` on the 350m preset, F16 tg32 31.8 vs 31.7 tok/s in session 2
-// (session 3's tiled F16 GEMV is faster again). Q8_0 stays out: session 3's
-// tiled Q8_0 GEMV (transposed panels + prefetch, docs/benchmarks.md "Tiled
-// GEMV (session 3)") is level with the VNNI GEMV in cache and faster from 2-4
-// columns, but 1.2-1.5x slower on DRAM-resident weights, and decode at -t 2
-// measured 16-17 vs 23-39 tok/s, while its prompts would run ~4x faster
-// (adding `case DType::Q8_0` below trades that decode for that prefill).
-// Q5_K/Q6_K tiled GEMVs are 1.2-1.6x slower too. Those keep the decode
-// kernels and, to keep prefill == stepwise bit for bit, the row-block kernels
-// for prompts too.
-// TANDEM_TILED_Q8_0=1 (read once) puts Q8_0 on the tiled pair, for the A/B
-// of that trade in one binary (docs/benchmarks.md).
+// (session 3's tiled F16 GEMV is faster again). Q5_K/Q6_K tiled GEMVs are
+// 1.2-1.6x slower than their decode kernels at one column, so those keep the
+// decode kernels and, to keep prefill == stepwise bit for bit, the row-block
+// kernels for prompts too.
+// Q8_0 is on the tiled pair by default since session 3: measured on a quiet
+// machine (docs/benchmarks.md, "Beside the reference engine (session 3)"),
+// prompts run 3.8x (350m) / 4.3x (1b) faster and 4-sequence decoding 14-35 %
+// faster, for 10-15 % slower single-sequence decoding (the tiled GEMV reads a
+// 16-row panel per step; the VNNI GEMV streams rows). TANDEM_TILED_Q8_0=0
+// (read once) restores the row-block + VNNI GEMV kernels.
 bool tiled_q8_0() {
   static const bool on = [] {
     const char* e = std::getenv("TANDEM_TILED_Q8_0");
-    return e && e[0] == '1';
+    return !(e && e[0] == '0');
   }();
   return on;
 }
