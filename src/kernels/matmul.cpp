@@ -73,10 +73,11 @@ GemmRowsFn gemm_for(CpuPath p, DType w) {
 // kernels for prompts too.
 // Q8_0 is on the tiled pair by default since session 3: measured on a quiet
 // machine (docs/benchmarks.md, "Beside the reference engine (session 3)"),
-// prompts run 3.8x (350m) / 4.3x (1b) faster and 4-sequence decoding 14-35 %
-// faster, for 10-15 % slower single-sequence decoding (the tiled GEMV reads a
-// 16-row panel per step; the VNNI GEMV streams rows). TANDEM_TILED_Q8_0=0
-// (read once) restores the row-block + VNNI GEMV kernels.
+// prompts run 3.8x (350m) / 4.3x (1b) faster and 4-sequence decoding 12-19 %
+// (350m) / 18-61 % (1b) faster, for 12-14 % slower single-sequence decoding
+// (alternating A/B runs; the tiled GEMV reads a 16-row panel per step, the
+// VNNI GEMV streams rows). TANDEM_TILED_Q8_0=0 (read once) restores the
+// row-block + VNNI GEMV kernels.
 bool tiled_q8_0() {
   static const bool on = [] {
     const char* e = std::getenv("TANDEM_TILED_Q8_0");
