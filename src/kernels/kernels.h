@@ -116,6 +116,10 @@ struct Mamba2ScanArgs {
   const float* C = nullptr;  size_t C_stride = 0;   // per token [n_group][d_state]
   const float* D = nullptr;                         // [n_head] or null
   float* const* state = nullptr;                    // [n_seqs] -> [n_head][head_dim][d_state]
+  // [n_seqs] -> the state before the call, or null: updated in place. When
+  // state_in[s] != state[s] the scan reads state_in[s] (left untouched) and
+  // writes the whole of state[s]; the result is bit-identical to in place.
+  const float* const* state_in = nullptr;
   float* y = nullptr;        size_t y_stride = 0;   // per token [n_head][head_dim]
 };
 void ssm_scan_mamba2(const Mamba2ScanArgs& a, ThreadPool& pool);             // picks a method
@@ -134,6 +138,7 @@ struct Mamba1ScanArgs {
   const float* C = nullptr;  size_t C_stride = 0;   // per token [d_state]
   const float* D = nullptr;                         // [d_inner] or null
   float* const* state = nullptr;                    // [n_seqs] -> [d_inner][d_state]
+  const float* const* state_in = nullptr;           // as Mamba2ScanArgs::state_in
   float* y = nullptr;        size_t y_stride = 0;   // per token [d_inner]
 };
 void ssm_scan_mamba1(const Mamba1ScanArgs& a, ThreadPool& pool);

@@ -1,6 +1,6 @@
 // State-space kernels: the Mamba2 selective scan (sequential form; the
-// causal conv is in ssm_conv.cpp) and the Mamba1 scan. States are updated in
-// place through the per-sequence pointer arrays.
+// causal conv is in ssm_conv.cpp) and the Mamba1 scan. States are updated
+// through the per-sequence pointer arrays, in place or from state_in.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -49,6 +49,12 @@ Mamba2ChunkFn mamba2_chunk_head_fn(CpuPath p) {
   return f ? f : scalar::m2_chunk_head;
 }
 
+void mamba2_adopt_head(const Mamba2ScanArgs& a, int s, int h) {
+  if (!a.state_in || a.state_in[s] == a.state[s]) return;
+  const size_t PN = static_cast<size_t>(a.head_dim) * a.d_state;
+  std::memcpy(a.state[s] + h * PN, a.state_in[s] + h * PN, PN * sizeof(float));
+}
+
 void ssm_scan_mamba2_sequential(const Mamba2ScanArgs& a, ThreadPool& pool) {
   TANDEM_PROF_OP(kSsmScan);  // bench --profile (core/profiler.h)
   if (a.n_seqs <= 0 || a.n_seq_tokens <= 0) return;
@@ -71,7 +77,7 @@ void ssm_scan_mamba2_sequential(const Mamba2ScanArgs& a, ThreadPool& pool) {
         for (int64_t i = i0; i < i1; ++i) {
           // The next item's state (P x N floats) while this one computes:
           // decode steps of many sequences stream states from beyond L2.
-          if (i + 1 < i1) mamba2_prefetch_state(a, i + 1);
+          if (i + 1 < i1) mamba2_prefetch_state(a, i + 1, t0);
           fast(a, static_cast<int>(i / a.n_head), static_cast<int>(i % a.n_head), t0, t1);
         }
       }
@@ -80,7 +86,11 @@ void ssm_scan_mamba2_sequential(const Mamba2ScanArgs& a, ThreadPool& pool) {
   }
   const Mamba2HeadFn fn = mamba2_seq_head_fn(path);
   pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
-    for (int64_t i = i0; i < i1; ++i) fn(a, static_cast<int>(i / a.n_head), static_cast<int>(i % a.n_head));
+    for (int64_t i = i0; i < i1; ++i) {
+      const int s = static_cast<int>(i / a.n_head), h = static_cast<int>(i % a.n_head);
+      mamba2_adopt_head(a, s, h);  // out of place: start from the old state
+      fn(a, s, h);
+    }
   });
 }
 
@@ -107,6 +117,8 @@ void ssm_scan_mamba1(const Mamba1ScanArgs& a, ThreadPool& pool) {
       const int c1 = std::min(Di, c0 + kBlock);
       for (int c = c0; c < c1; ++c) {
         float* S = a.state[s] + static_cast<size_t>(c) * N;
+        // Out of place, token 0 reads the old state; later tokens read S.
+        const float* Sin = (a.state_in ? a.state_in[s] : a.state[s]) + static_cast<size_t>(c) * N;
         const float* A = a.A + static_cast<size_t>(c) * N;
         const float D = a.D ? a.D[c] : 0.0f;
         const float bias = a.dt_bias ? a.dt_bias[c] : 0.0f;
@@ -119,10 +131,11 @@ void ssm_scan_mamba1(const Mamba1ScanArgs& a, ThreadPool& pool) {
           const float* C = a.C + row * a.C_stride;
           float sum = 0;
           for (int n = 0; n < N; ++n) {
-            const float v = S[n] * std::exp(dt * A[n]) + B[n] * xdt;
+            const float v = Sin[n] * std::exp(dt * A[n]) + B[n] * xdt;
             S[n] = v;
             sum += v * C[n];
           }
+          Sin = S;
           a.y[row * a.y_stride + c] = sum + D * x;
         }
       }

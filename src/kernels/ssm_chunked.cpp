@@ -24,7 +24,11 @@ void ssm_scan_mamba2_chunked(const Mamba2ScanArgs& a, int chunk, ThreadPool& poo
   pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
     thread_local ChunkScratch sc;
     sc.resize(L);
-    for (int64_t i = i0; i < i1; ++i) fn(a, static_cast<int>(i / a.n_head), static_cast<int>(i % a.n_head), L, sc);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int s = static_cast<int>(i / a.n_head), h = static_cast<int>(i % a.n_head);
+      mamba2_adopt_head(a, s, h);  // out of place: start from the old state
+      fn(a, s, h, L, sc);
+    }
   });
 }
 

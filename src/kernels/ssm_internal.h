@@ -51,8 +51,18 @@ Mamba2HeadRangeFn mamba2_seq_head_fast_avx512();
 // Prefetches (to L2) the x / dt / B / C / y lines of tokens [t0, t1) for the
 // (sequence, head) items [i0, i1) (item = s * n_head + h).
 void mamba2_prefetch_block(const Mamba2ScanArgs& a, int64_t i0, int64_t i1, int t0, int t1);
-// Prefetches (to L2) the state of item i (sequence i / n_head, head i % n_head).
-void mamba2_prefetch_state(const Mamba2ScanArgs& a, int64_t i);
+// Prefetches (to L2) the state of item i (sequence i / n_head, head i % n_head)
+// that the scan reads next: state_in while t == 0 of an out-of-place call.
+void mamba2_prefetch_state(const Mamba2ScanArgs& a, int64_t i, int t);
+// The source of item (s, h)'s state when the scan starts at token 0: state_in
+// (out of place) or the state itself. [head_dim][d_state]
+inline const float* mamba2_state_src(const Mamba2ScanArgs& a, int s, int h) {
+  const float* base = a.state_in ? a.state_in[s] : a.state[s];
+  return base + static_cast<size_t>(h) * a.head_dim * a.d_state;
+}
+// Out-of-place calls on kernels that update in place: copy item (s, h)'s old
+// state into the destination right before it is updated (it is then in cache).
+void mamba2_adopt_head(const Mamba2ScanArgs& a, int s, int h);
 
 // Benchmarks and tests: route the SIMD paths of the sequential scan and of
 // the conv back to the previous (compiler-vectorized / per-channel) kernels,

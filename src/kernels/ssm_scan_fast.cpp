@@ -48,10 +48,11 @@ TGT256 inline float fma1(float a, float b, float c) {
 
 // The N % 16 trailing states of one row: update, and the row's tail sum
 // (a sequential fma chain from 0, as the reference body's remainder loop).
-TGT256 inline float tail_row(float* sp, const float* B, const float* C, int n0, int N, float dA, float xdt) {
+TGT256 inline float tail_row(const float* sin, float* sp, const float* B, const float* C, int n0, int N, float dA,
+                             float xdt) {
   float ts = 0.0f;
   for (int n = n0; n < N; ++n) {
-    const float v = fma1(sp[n], dA, B[n] * xdt);
+    const float v = fma1(sin[n], dA, B[n] * xdt);
     sp[n] = v;
     ts = fma1(v, C[n], ts);
   }
@@ -116,7 +117,8 @@ TGT512 inline void transpose16(__m512 r[16]) {
 // State of K consecutive tokens of one (sequence, head) during a step.
 template <int K>
 struct Step512 {
-  float* S;  // [P][N]
+  const float* Sin;  // [P][N] read (the old state on an out-of-place first step, else S)
+  float* S;          // [P][N] written
   int N, NF, n_tail0;
   const float *B[K], *C[K];
   float dA[K];
@@ -133,9 +135,11 @@ template <int NV, int K, int ROWS>
 TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
   const int N = NV > 0 ? 16 * NV : c.N, NF = N / 16;
   float* sp[ROWS];
+  const float* sin[ROWS];
   __m512 vxdt[K][ROWS], va[K][ROWS];
   for (int r = 0; r < ROWS; ++r) {
     sp[r] = c.S + static_cast<size_t>(p0 + j + r) * N;
+    sin[r] = c.Sin + static_cast<size_t>(p0 + j + r) * N;
     for (int k = 0; k < K; ++k) {
       vxdt[k][r] = _mm512_set1_ps(c.xdt[k][j + r]);
       va[k][r] = _mm512_setzero_ps();
@@ -143,7 +147,7 @@ TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
   }
   for (int i = 0; i < NF; ++i)
     for (int r = 0; r < ROWS; ++r) {
-      __m512 v = _mm512_loadu_ps(sp[r] + 16 * i);
+      __m512 v = _mm512_loadu_ps(sin[r] + 16 * i);
       for (int k = 0; k < K; ++k) {
         v = _mm512_fmadd_ps(v, c.vdA[k], _mm512_mul_ps(_mm512_loadu_ps(c.B[k] + 16 * i), vxdt[k][r]));
         va[k][r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(c.C[k] + 16 * i), va[k][r]);
@@ -153,7 +157,8 @@ TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
   for (int r = 0; r < ROWS; ++r)
     for (int k = 0; k < K; ++k) {
       c.acc[k][j + r] = va[k][r];
-      c.tails[k][j + r] = NV > 0 ? 0.0f : tail_row(sp[r], c.B[k], c.C[k], NF * 16, N, c.dA[k], c.xdt[k][j + r]);
+      c.tails[k][j + r] = NV > 0 ? 0.0f : tail_row(k == 0 ? sin[r] : sp[r], sp[r], c.B[k], c.C[k], NF * 16, N, c.dA[k],
+                                                   c.xdt[k][j + r]);
     }
 }
 
@@ -163,12 +168,13 @@ TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
 // NV > 0: N == 16 * NV (fixed loop bounds); NV == 0: any N, the N % 16
 // tail in scalar (tail_row, token by token).
 template <int NV, int K>
-TGT512 void tokens512(const Mamba2ScanArgs& a, int s, int h, int g, int t, float* S) {
+TGT512 void tokens512(const Mamba2ScanArgs& a, int s, int h, int g, int t, const float* Sin, float* S) {
   constexpr int R = 4 / K;
   const int P = a.head_dim, N = NV > 0 ? 16 * NV : a.d_state, T = a.n_seq_tokens;
   const float bias = a.dt_bias ? a.dt_bias[h] : 0.0f;
   const __m512 vD = _mm512_set1_ps(a.D ? a.D[h] : 0.0f);
   Step512<K> c;
+  c.Sin = Sin;
   c.S = S;
   c.N = N;
   c.NF = N / 16;
@@ -214,14 +220,18 @@ template <int NV>
 TGT512 void seq_head512(const Mamba2ScanArgs& a, int s, int h, int t_begin, int t_end) {
   const int g = h / (a.n_head / a.n_group);
   float* S = a.state[s] + static_cast<size_t>(h) * a.head_dim * a.d_state;  // [P][N]
+  // Out of place, the first step reads the old state and writes S; the
+  // later steps update S in place.
+  const float* Sin = t_begin == 0 ? mamba2_state_src(a, s, h) : S;
   for (int t = t_begin; t < t_begin + kPrefetch - 1; ++t) prefetch_token(a, s, t, h, g);
   int t = t_begin;
   for (; t + 2 <= t_end; t += 2) {
     prefetch_token(a, s, t + kPrefetch - 1, h, g);
     prefetch_token(a, s, t + kPrefetch, h, g);
-    tokens512<NV, 2>(a, s, h, g, t, S);
+    tokens512<NV, 2>(a, s, h, g, t, Sin, S);
+    Sin = S;
   }
-  if (t < t_end) tokens512<NV, 1>(a, s, h, g, t, S);
+  if (t < t_end) tokens512<NV, 1>(a, s, h, g, t, Sin, S);
 }
 
 TGT512 void seq_head512_any(const Mamba2ScanArgs& a, int s, int h, int t_begin, int t_end) {
@@ -259,6 +269,7 @@ TGT256 void seq_head256(const Mamba2ScanArgs& a, int s, int h, int t_begin, int 
   const int P = a.head_dim, N = a.d_state, T = a.n_seq_tokens;
   const int NF = N / 16, n_tail0 = NF * 16;
   const int g = h / (a.n_head / a.n_group);
+  if (t_begin == 0) mamba2_adopt_head(a, s, h);  // out of place: start from the old state
   float* S = a.state[s] + static_cast<size_t>(h) * P * N;  // [P][N]
   const float bias = a.dt_bias ? a.dt_bias[h] : 0.0f;
   const __m256 vD = _mm256_set1_ps(a.D ? a.D[h] : 0.0f);
@@ -296,7 +307,7 @@ TGT256 void seq_head256(const Mamba2ScanArgs& a, int s, int h, int t_begin, int 
         }
         _mm256_store_ps(lo[j], a0);
         _mm256_store_ps(hi[j], a1);
-        tails[j] = tail_row(sp, B, C, n_tail0, N, dA, xdt[j]);
+        tails[j] = tail_row(sp, sp, B, C, n_tail0, N, dA, xdt[j]);
       }
       for (int j = np; j < 8; ++j) {
         _mm256_store_ps(lo[j], _mm256_setzero_ps());
@@ -340,9 +351,10 @@ void mamba2_prefetch_block(const Mamba2ScanArgs& a, int64_t i0, int64_t i1, int 
   }
 }
 
-void mamba2_prefetch_state(const Mamba2ScanArgs& a, int64_t i) {
+void mamba2_prefetch_state(const Mamba2ScanArgs& a, int64_t i, int t) {
   const size_t PN = static_cast<size_t>(a.head_dim) * a.d_state;
-  prefetch_l2(a.state[i / a.n_head] + static_cast<size_t>(i % a.n_head) * PN, PN);
+  const int s = static_cast<int>(i / a.n_head), h = static_cast<int>(i % a.n_head);
+  prefetch_l2(t == 0 ? mamba2_state_src(a, s, h) : a.state[s] + static_cast<size_t>(h) * PN, PN);
 }
 
 Mamba2HeadRangeFn mamba2_seq_head_fast_avx512() { return seq_head512_any; }

@@ -56,7 +56,18 @@ struct HybridMemory::Impl {
   std::vector<float> staging;
   std::vector<int32_t> staged_slots;  // [stream] slot the staging row belongs to
   bool staging_pending = false;
-  void flush_staging();
+  void flush_staging();  // also completes the pending layer copies
+  // f32 streams that moved to another slot this micro-batch (double buffering
+  // or copy on write): state() hands the forward pass the old SSM state as the
+  // scan's source (StateView::ssm_src), so the state crosses memory once, read
+  // from the old slot and written to the new one. The small conv state is
+  // copied right before the layer runs; layers the forward pass never asked
+  // for are copied whole when the micro-batch ends (finish_copies).
+  std::vector<int32_t> copy_src, copy_dst;    // [stream] slots, -1: in place
+  std::vector<uint8_t> copied;                // [rec layer][stream] 1: handed out, done or not needed
+  std::vector<std::vector<const float*>> ssm_src_ptrs;  // [rec layer][stream]: the scan's source
+  void copy_layer_states(int li, bool with_ssm);
+  void finish_copies();
   AppliedLayerMemory layer_memory{this};
 
   Status check_idle(const char* op) const;

@@ -1,6 +1,7 @@
 // HybridMemory: construction, the decode transaction (apply/commit/rollback),
 // the views handed to the forward pass, and accounting.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "memory/hybrid_impl.h"
@@ -47,6 +48,17 @@ Status validate(const std::vector<LayerSpec>& layers, const MemoryOptions& o) {
   return Status::ok();
 }
 
+// TANDEM_DOUBLE_BUFFER=0 (read once) turns double buffering off: decode steps
+// then back up each state and update it in place, as before, so the two can
+// be compared in one binary (docs/benchmarks.md).
+bool double_buffering() {
+  static const bool on = [] {
+    const char* e = std::getenv("TANDEM_DOUBLE_BUFFER");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
 size_t meta_bytes(const std::vector<LayerSpec>& layers, const MemoryOptions& o) {
   bool attn = false;
   for (const auto& l : layers) attn = attn || has_attention(l.kind);
@@ -68,10 +80,12 @@ Result<std::unique_ptr<HybridMemory>> HybridMemory::create(std::vector<LayerSpec
   auto impl = std::make_unique<Impl>();
   impl->opts = opts;
   impl->kv = KvStore(layers, opts.n_ctx, opts.n_seq_max, opts.kv_type);
-  impl->rec = RecurrentStore(layers, opts.n_seq_max, opts.state_type == DType::BF16);
+  impl->rec = RecurrentStore(layers, opts.n_seq_max, opts.state_type == DType::BF16,
+                             RecurrentStore::n_slots_for(opts.n_seq_max) - opts.n_seq_max);
   impl->snaps = SnapshotPool(opts.snapshot_slots, impl->rec.slot_bytes());
   impl->conv_ptrs.resize(impl->rec.n_layers());
   impl->ssm_ptrs.resize(impl->rec.n_layers());
+  impl->ssm_src_ptrs.resize(impl->rec.n_layers());
   impl->layers = std::move(layers);
   return std::unique_ptr<HybridMemory>(new HybridMemory(std::move(impl)));
 }
@@ -82,7 +96,7 @@ Result<MemoryBytes> HybridMemory::estimate(const std::vector<LayerSpec>& layers,
   const size_t cell = KvStore::cell_bytes_for(layers, opts.kv_type);
   const size_t slot = RecurrentStore::slot_bytes_for(layers, opts.state_type == DType::BF16);
   b.attention = cell * (cell ? size_t(opts.n_ctx) : 0);
-  b.recurrent = slot * opts.n_seq_max;
+  b.recurrent = slot * size_t(RecurrentStore::n_slots_for(opts.n_seq_max));
   b.snapshots = slot * opts.snapshot_slots;
   b.metadata = meta_bytes(layers, opts);
   return b;
@@ -179,13 +193,18 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
     for (int li = 0; li < m.rec.n_layers(); ++li) {
       m.conv_ptrs[li].assign(m.n_streams, nullptr);
       m.ssm_ptrs[li].assign(m.n_streams, nullptr);
+      m.ssm_src_ptrs[li].assign(m.n_streams, nullptr);
     }
+    m.copy_src.assign(m.n_streams, -1);
+    m.copy_dst.assign(m.n_streams, -1);
+    m.copied.assign(size_t(m.rec.n_layers()) * m.n_streams, 1);
     for (int j = 0; j < m.n_streams; ++j) {
       const std::vector<int32_t>& S = P.stream_seqs[j];
       const int32_t first = static_cast<int32_t>(P.ub.pos[size_t(j) * T]);
       const int32_t last = static_cast<int32_t>(P.ub.pos[size_t(j) * T + T - 1]);
       const int slot = m.rec.seq(S[0]).slot;
       int y = slot;
+      int src = slot;  // where the stream's state is read from (y unless double-buffered)
       if (slot < 0) {  // fresh: a zeroed slot shared by the whole stream
         y = m.rec.alloc_slot();
         if (y < 0) {
@@ -193,6 +212,7 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
           return TANDEM_ERR(kInternal, "apply: no free recurrent slot for sequence {}", S[0]);
         }
         m.rec.zero_slot(y);
+        src = y;
         for (int s : S) {
           m.rec.attach(s, y);
           m.rec.seq_mut(s).pos_min = first;
@@ -204,7 +224,8 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
           m.undo_tx();
           return TANDEM_ERR(kInternal, "apply: no free recurrent slot to copy sequence {}'s state", S[0]);
         }
-        m.rec.copy_slot(y, slot);
+        // Nothing is copied here: the scan reads the shared state from `slot`
+        // (StateView::ssm_src) and the conv state is copied per layer.
         for (int s : S) {
           auto st = m.rec.seq(s);
           m.rec.detach(s);
@@ -212,26 +233,48 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
           m.rec.seq_mut(s).pos_min = st.pos_min;
           m.rec.seq_mut(s).pos_max = st.pos_max;
         }
+      } else if (const int y2 = (m.rec.fresh_in_journal(slot) || !double_buffering()) ? -1 : m.rec.alloc_slot();
+                 y2 >= 0) {
+        // Double buffering: the stream's new state goes to the free slot y2
+        // and `slot` stays as it was — the rollback copy, at no cost. The
+        // state crosses memory once (read from slot, written to y2) instead
+        // of being copied to a backup and then updated in place.
+        m.rec.hold_slot(slot);
+        for (int s : S) {
+          auto st = m.rec.seq(s);
+          m.rec.detach(s);
+          m.rec.attach(s, y2);
+          m.rec.seq_mut(s).pos_min = st.pos_min;
+          m.rec.seq_mut(s).pos_max = st.pos_max;
+        }
+        y = y2;
       } else {
         m.rec.backup_slot(slot);  // written in place: keep the pre-call state for rollback
+      }
+      if (src != y && !bf16) {  // f32: the scan reads src; the rest is copied per layer (copy_layer_states)
+        m.copy_src[j] = src;
+        m.copy_dst[j] = y;
+        for (int li = 0; li < m.rec.n_layers(); ++li) m.copied[size_t(li) * m.n_streams + j] = 0;
       }
       for (int s : S) m.rec.seq_mut(s).pos_max = last;
       if (bf16) {
         // Widen (exactly) into the stream's staging row; the kernels update it
         // in f32 and end_ubatch() narrows it back into slot y.
         float* row = m.staging.data() + size_t(j) * sf;
-        m.rec.read_slot(y, row);
+        m.rec.read_slot(src, row);
         m.staged_slots[j] = y;
         for (int li = 0; li < m.rec.n_layers(); ++li) {
           const RecurrentStore::Layer& L = m.rec.layer(li);
           m.conv_ptrs[li][j] = row;
           m.ssm_ptrs[li][j] = row + L.conv_elems;
+          m.ssm_src_ptrs[li][j] = m.ssm_ptrs[li][j];  // widened copy: updated in place
           row += L.conv_elems + L.ssm_elems;
         }
       } else {
         for (int li = 0; li < m.rec.n_layers(); ++li) {
           m.conv_ptrs[li][j] = m.rec.conv(li, y);
           m.ssm_ptrs[li][j] = m.rec.ssm(li, y);
+          m.ssm_src_ptrs[li][j] = m.rec.ssm(li, src);  // == the destination unless double-buffered
         }
       }
     }
@@ -241,7 +284,23 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
   return Applied{&P.ub, &m.layer_memory};
 }
 
+void HybridMemory::Impl::copy_layer_states(int li, bool with_ssm) {
+  RecurrentStore::Layer& L = rec.layer(li);
+  for (int j = 0; j < n_streams; ++j) {
+    uint8_t& done = copied[size_t(li) * n_streams + j];
+    if (done) continue;
+    done = 1;
+    if (L.conv_elems) std::memcpy(rec.conv(li, copy_dst[j]), rec.conv(li, copy_src[j]), L.conv_elems * sizeof(float));
+    if (with_ssm) std::memcpy(rec.ssm(li, copy_dst[j]), rec.ssm(li, copy_src[j]), L.ssm_elems * sizeof(float));
+  }
+}
+
+void HybridMemory::Impl::finish_copies() {
+  for (int li = 0; li < rec.n_layers(); ++li) copy_layer_states(li, /*with_ssm=*/true);
+}
+
 void HybridMemory::Impl::flush_staging() {
+  finish_copies();  // f32: layers the forward pass did not ask for (none in a full pass)
   if (!staging_pending) return;
   staging_pending = false;
   const size_t sf = rec.slot_floats();
@@ -255,6 +314,7 @@ void HybridMemory::end_ubatch() {
 
 void HybridMemory::Impl::undo_tx() {
   staging_pending = false;  // the states are rolled back: drop what the forward pass wrote
+  std::fill(copied.begin(), copied.end(), uint8_t{1});  // and the copies not made yet
   if (tx_plan == 0) return;
   if (has_attn()) {
     kv.cells().undo_journal();
@@ -305,9 +365,13 @@ StateView AppliedLayerMemory::state(int layer) {
   StateView v;
   const int li = m_->rec.local_index(layer);
   if (li < 0) return v;
+  // Double-buffered streams: the conv state is copied now (small, and in cache
+  // for the conv kernel); the SSM state is read by the scan from its old slot.
+  m_->copy_layer_states(li, /*with_ssm=*/false);
   v.n_seqs = m_->n_streams;
   v.conv = m_->conv_ptrs[li].data();
   v.ssm = m_->ssm_ptrs[li].data();
+  v.ssm_src = m_->ssm_src_ptrs[li].data();
   return v;
 }
 

@@ -13,8 +13,9 @@ size_t conv_elems(const RecurrentSpec& r) { return size_t(r.conv_width > 0 ? r.c
 size_t ssm_elems(const RecurrentSpec& r) { return size_t(r.n_head) * r.head_dim * r.d_state; }
 }  // namespace
 
-RecurrentStore::RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max, bool bf16)
+RecurrentStore::RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max, bool bf16, int n_spare)
     : local_(layers.size(), -1), bf16_(bf16) {
+  const int n_slots = n_seq_max + n_spare;
   for (size_t l = 0; l < layers.size(); ++l) {
     if (!has_recurrent(layers[l].kind)) continue;
     local_[l] = static_cast<int>(layers_.size());
@@ -23,13 +24,14 @@ RecurrentStore::RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_m
     L.spec = layers[l].rec;
     L.conv_elems = conv_elems(L.spec);
     L.ssm_elems = ssm_elems(L.spec);
-    L.conv.resize(L.conv_elems * elem_bytes() * n_seq_max);
-    L.ssm.resize(L.ssm_elems * elem_bytes() * n_seq_max);
+    L.conv.resize(L.conv_elems * elem_bytes() * n_slots);
+    L.ssm.resize(L.ssm_elems * elem_bytes() * n_slots);
     slot_floats_ += L.conv_elems + L.ssm_elems;
     layers_.push_back(std::move(L));
   }
   if (!layers_.empty()) {
-    refcount_.assign(n_seq_max, 0);
+    refcount_.assign(n_slots, 0);
+    held_.assign(n_slots, 0);
     seqs_.assign(n_seq_max, SeqState{});
   } else {
     seqs_.assign(n_seq_max, SeqState{});
@@ -56,7 +58,7 @@ int RecurrentStore::n_slots_used() const {
 
 int RecurrentStore::alloc_slot() {
   for (int i = 0; i < n_slots(); ++i)
-    if (refcount_[i] == 0) return i;
+    if (refcount_[i] == 0 && !held_[i]) return i;
   return -1;
 }
 
@@ -182,8 +184,13 @@ void RecurrentStore::backup_slot(int slot) {
   backup_slots_.push_back(slot);
 }
 
+void RecurrentStore::hold_slot(int slot) {
+  if (journal_open_) held_[slot] = 1;
+}
+
 void RecurrentStore::end_journal() {
   journal_open_ = false;
+  std::fill(held_.begin(), held_.end(), uint8_t{0});
   backup_slots_.clear();
   saved_refcount_.clear();
   saved_seqs_.clear();

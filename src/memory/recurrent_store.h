@@ -9,11 +9,16 @@
 // sequences made by seq_cp share a slot (refcount) until one of them is
 // written (copy-on-write in HybridMemory::apply).
 //
-// n_slots = n_seq_max suffices: every used slot has at least one owning
-// sequence and every sequence owns at most one slot.
+// n_seq_max slots suffice to hold every sequence (each used slot has an owner,
+// each sequence owns at most one slot); the store has n_seq_max more
+// (n_spare) so that a decode step can write a sequence's new state into a free
+// slot and leave the old one untouched — it is the rollback copy, at no cost
+// (HybridMemory::apply, "double buffering").
 //
-// Journal: begin_journal() copies the (small) slot/sequence metadata; before a
-// slot that existed at the start is written in place, backup_slot() keeps a
+// Journal: begin_journal() copies the (small) slot/sequence metadata. A slot
+// that existed at the start is either left as it is while its sequences move
+// to a fresh slot (hold_slot() keeps it from being reused until the journal
+// ends) or, when no slot is free, written in place after backup_slot() kept a
 // copy of its state. undo_journal() restores both exactly.
 #include <cstdint>
 #include <map>
@@ -40,7 +45,9 @@ class RecurrentStore {
   };
 
   RecurrentStore() = default;
-  RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max, bool bf16 = false);
+  RecurrentStore(const std::vector<LayerSpec>& layers, int n_seq_max, bool bf16 = false, int n_spare = 0);
+  // Slots of a store for n_seq_max sequences: one each plus as many spares.
+  static int n_slots_for(int n_seq_max) { return 2 * n_seq_max; }
 
   bool empty() const { return layers_.empty(); }
   int n_slots() const { return static_cast<int>(refcount_.size()); }
@@ -78,7 +85,7 @@ class RecurrentStore {
   int n_slots_used() const;
 
   // Slot management (metadata only).
-  int alloc_slot();                   // a slot with refcount 0, refcount set to 0 still; -1 if none
+  int alloc_slot();                   // a slot with refcount 0 not held, refcount still 0; -1 if none
   void attach(int s, int slot);       // s must be empty
   void detach(int s);                 // s becomes empty (positions reset)
   void set_refcounts(std::vector<int32_t> rc) { refcount_ = std::move(rc); }
@@ -100,6 +107,12 @@ class RecurrentStore {
   // Keep a copy of `slot` before its first in-place write in this journal
   // (no-op for slots that were free when the journal began, or already kept).
   void backup_slot(int slot);
+  // Keep `slot` (whose sequences moved to another slot) from alloc_slot()
+  // until the journal ends: undo_journal() re-attaches them to it.
+  void hold_slot(int slot);
+  // True if `slot` was free when the open journal began (writing it in place
+  // needs no rollback copy).
+  bool fresh_in_journal(int slot) const { return journal_open_ && saved_refcount_[slot] == 0; }
   void end_journal();
   void undo_journal();
   bool journaling() const { return journal_open_; }
@@ -119,6 +132,7 @@ class RecurrentStore {
   // backup_buf_[i] holds backup_slots_[i]. Buffers are reused across journals.
   std::vector<int> backup_slots_;
   std::vector<std::vector<uint8_t>> backup_buf_;
+  std::vector<uint8_t> held_;  // [n_slots] 1: held by the open journal
 };
 
 }  // namespace tandem::memory

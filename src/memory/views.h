@@ -66,11 +66,16 @@ struct KvView {
 
 // One recurrent layer's states for the micro-batch being applied: one slot per
 // stream of the micro-batch, already zeroed for streams that start fresh.
-// Kernels update them in place.
+// The conv state is updated in place. The SSM state is read from ssm_src and
+// written to ssm: the two are equal for a state updated in place and differ
+// for a double-buffered one (the old state stays untouched for a rollback), so
+// the scan must read each source value before it writes the destination and
+// must write every destination value.
 struct StateView {
   int n_seqs = 0;
-  float* const* conv = nullptr;  // [n_seqs] -> [conv_width-1][conv_channels]
-  float* const* ssm = nullptr;   // [n_seqs] -> [n_head][head_dim][d_state]
+  float* const* conv = nullptr;       // [n_seqs] -> [conv_width-1][conv_channels]
+  float* const* ssm = nullptr;        // [n_seqs] -> [n_head][head_dim][d_state]
+  const float* const* ssm_src = nullptr;  // [n_seqs] -> the state before this micro-batch
 };
 
 // What the forward pass receives from the memory for the current micro-batch.

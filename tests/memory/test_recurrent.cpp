@@ -71,6 +71,62 @@ TEST(Recurrent, StateViewGivesOneZeroedSlotPerStream) {
   f.m->rollback(*p);
 }
 
+// Double buffering: a decode step on a sequence that has a state writes the
+// new state into a spare slot and leaves the old slot untouched, so a rollback
+// costs nothing and restores the old state bit for bit; the scan reads the
+// old SSM state from the old slot and the small conv state is copied into the
+// new slot when the forward pass asks for the layer.
+TEST(Recurrent, DecodeWritesASpareSlotAndLeavesTheOldOneForRollback) {
+  Fixture f({rec_layer()});
+  f.run({0}, 3);
+  RecurrentStore& rec = f.m->impl().rec;
+  const int old_slot = rec.seq(0).slot;
+  ASSERT_GE(old_slot, 0);
+  std::vector<float> before(rec.slot_floats()), now(rec.slot_floats());
+  rec.read_slot(old_slot, before.data());
+
+  Batch b;
+  b.tokens = {9};
+  b.pos = {3};
+  b.seq = {{0}};
+  b.output = {1};
+  auto p = f.m->plan(b);
+  ASSERT_TRUE(p.is_ok());
+  auto a = f.m->apply(*p, 0);
+  ASSERT_TRUE(a.is_ok());
+  StateView sv = a->memory->state(0);
+  ASSERT_EQ(sv.n_seqs, 1);
+  const int new_slot = rec.seq(0).slot;
+  EXPECT_NE(new_slot, old_slot);
+  EXPECT_EQ(sv.ssm[0], rec.ssm(0, new_slot));
+  EXPECT_EQ(sv.conv[0], rec.conv(0, new_slot));
+  // The scan reads the old state where it is (ssm_src); only the small conv
+  // state was copied when the layer was asked for.
+  const RecurrentStore::Layer& L = rec.layer(0);
+  ASSERT_NE(sv.ssm_src, nullptr);
+  EXPECT_EQ(sv.ssm_src[0], rec.ssm(0, old_slot));
+  EXPECT_EQ(std::vector<float>(sv.conv[0], sv.conv[0] + L.conv_elems),
+            std::vector<float>(rec.conv(0, old_slot), rec.conv(0, old_slot) + L.conv_elems));
+  for (size_t k = 0; k < L.ssm_elems; ++k) sv.ssm[0][k] = -1.0f;  // the forward pass writes
+  for (size_t k = 0; k < L.conv_elems; ++k) sv.conv[0][k] = -1.0f;
+  EXPECT_EQ(rec.alloc_slot() == old_slot, false);  // held until the decode ends
+  rec.read_slot(old_slot, now.data());
+  EXPECT_EQ(now, before);
+  f.m->rollback(*p);
+  EXPECT_EQ(rec.seq(0).slot, old_slot);
+  rec.read_slot(old_slot, now.data());
+  EXPECT_EQ(now, before);
+  EXPECT_EQ(f.m->n_slots_used(), 1);
+  EXPECT_EQ(toy::compare(*f.m, f.ref), "");
+
+  // Committed: the sequence lives in the other slot, the old one is free again.
+  f.run({0}, 1);
+  EXPECT_NE(rec.seq(0).slot, old_slot);
+  EXPECT_EQ(rec.refcount(old_slot), 0);
+  EXPECT_EQ(f.m->n_slots_used(), 1);
+  f.run({0}, 2);  // and back and forth, always against the reference
+}
+
 TEST(Recurrent, SeqCpSharesThenCopiesOnFirstWrite) {
   Fixture f({rec_layer()});
   f.run({0}, 3);
@@ -258,7 +314,8 @@ TEST(Accounting, EstimateMatchesAllocation) {
   EXPECT_EQ(est->attention, size_t(100) * (2 * 8 * 2 + 2 * 4 * 2) * 2);
   // Slot floats: layer 0: 3×4 conv + 2·3·5 ssm; both layer: 3×3 conv + 2·2·3 ssm.
   const size_t slot = (3 * 4 + 30 + 3 * 3 + 12) * 4;
-  EXPECT_EQ(est->recurrent, slot * 3);
+  // 3 sequences: a slot each plus a spare each (double buffering).
+  EXPECT_EQ(est->recurrent, slot * 6);
   EXPECT_EQ(est->snapshots, slot * 2);
   auto m = HybridMemory::create(specs, o);
   ASSERT_TRUE(m.is_ok());

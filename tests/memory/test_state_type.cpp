@@ -51,8 +51,10 @@ TEST(StateType, Bf16SlotsAndSnapshotsTakeHalfTheBytes) {
   ASSERT_TRUE(f && b);
   // Hand count: conv (4-1)*3 + ssm 2*2*3 = 21 floats; (4-1)*5 + 3*2*4 = 39 floats.
   ASSERT_EQ(f->impl().rec.slot_floats(), 60u);
-  EXPECT_EQ(f->bytes().recurrent, 60u * 4 * 3);
-  EXPECT_EQ(b->bytes().recurrent, 60u * 2 * 3);
+  // 3 sequences: 6 slots (one each plus a spare each for double buffering).
+  ASSERT_EQ(f->impl().rec.n_slots(), 6);
+  EXPECT_EQ(f->bytes().recurrent, 60u * 4 * 6);
+  EXPECT_EQ(b->bytes().recurrent, 60u * 2 * 6);
   EXPECT_EQ(b->bytes().snapshots, 60u * 2 * 3);
   EXPECT_EQ(f->bytes().attention, b->bytes().attention);
   MemoryOptions o = b->options();

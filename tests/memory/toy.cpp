@@ -68,6 +68,10 @@ void ToyModel::forward(const UBatch& ub, LayerMemory& mem, float* out) const {
       for (int j = 0; j < sv.n_seqs; ++j) {
         float* conv = sv.conv[j];
         float* ssm = sv.ssm[j];
+        // The view's contract: read the old state from ssm_src (a double-
+        // buffered step) and write every value of ssm.
+        if (sv.ssm_src && sv.ssm_src[j] != ssm)
+          std::copy_n(sv.ssm_src[j], size_t(L.rec.n_head) * L.rec.head_dim * L.rec.d_state, ssm);
         for (int t = 0; t < T; ++t) {
           const int i = j * T + t;
           if (W > 0) {

@@ -72,8 +72,9 @@ TEST_P(StateTypeModel, Bf16StateTakesHalfTheBytes) {
   ASSERT_TRUE(f && b);
   ASSERT_GT(f->state_bytes(), 0u);
   EXPECT_EQ(b->state_bytes() * 2, f->state_bytes());
-  // 2 live slots + 2 snapshot slots: 4 states, each half as large.
-  EXPECT_EQ(f->memory_bytes() - b->memory_bytes(), 4 * b->state_bytes());
+  // 2 sequences: 2 live + 2 spare slots (double buffering) + 2 snapshot slots:
+  // 6 states, each half as large.
+  EXPECT_EQ(f->memory_bytes() - b->memory_bytes(), 6 * b->state_bytes());
 }
 
 // Error bound. The forward pass computes in f32 exactly as with f32 state; the

@@ -1,6 +1,7 @@
 // Mamba1 and Mamba2 mixers over the memory's recurrent state view.
 // Rows are sequence-major (token t of stream s is row s*n_seq_tokens + t) and
-// stream s reads/writes the states state.conv[s] / state.ssm[s] in place.
+// stream s updates state.conv[s] in place and reads state.ssm_src[s] to write
+// state.ssm[s] (the same pointer unless the memory double-buffers the state).
 #include <cstring>
 
 #include "core/profiler.h"
@@ -91,6 +92,7 @@ Status mamba1_core(Fwd& f, const LayerWeights& lw, int il, const float* xz, floa
   sa.C_stride = XDB;
   sa.D = lw.ssm_d.data;
   sa.state = sv.ssm;
+  sa.state_in = sv.ssm_src;  // the old state: a double-buffered step leaves it untouched
   sa.y = y;
   sa.y_stride = DI;
   kernels::ssm_scan_mamba1(sa, f.pool);
@@ -150,6 +152,7 @@ Status mamba2_mixer(Fwd& f, const LayerWeights& lw, int il, const float* x, floa
   sa.C_stride = CH;
   sa.D = lw.ssm_d.data;
   sa.state = sv.ssm;
+  sa.state_in = sv.ssm_src;  // the old state: a double-buffered step leaves it untouched
   sa.y = y;
   sa.y_stride = DI;
   kernels::ssm_scan_mamba2(sa, f.pool);
