@@ -226,13 +226,7 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
         }
         // Nothing is copied here: the scan reads the shared state from `slot`
         // (StateView::ssm_src) and the conv state is copied per layer.
-        for (int s : S) {
-          auto st = m.rec.seq(s);
-          m.rec.detach(s);
-          m.rec.attach(s, y);
-          m.rec.seq_mut(s).pos_min = st.pos_min;
-          m.rec.seq_mut(s).pos_max = st.pos_max;
-        }
+        m.rec.move_seqs(S, y);
       } else if (const int y2 = (m.rec.fresh_in_journal(slot) || !double_buffering()) ? -1 : m.rec.alloc_slot();
                  y2 >= 0) {
         // Double buffering: the stream's new state goes to the free slot y2
@@ -240,13 +234,7 @@ Result<Applied> HybridMemory::apply(const Plan& plan, int i) {
         // state crosses memory once (read from slot, written to y2) instead
         // of being copied to a backup and then updated in place.
         m.rec.hold_slot(slot);
-        for (int s : S) {
-          auto st = m.rec.seq(s);
-          m.rec.detach(s);
-          m.rec.attach(s, y2);
-          m.rec.seq_mut(s).pos_min = st.pos_min;
-          m.rec.seq_mut(s).pos_max = st.pos_max;
-        }
+        m.rec.move_seqs(S, y2);
         y = y2;
       } else {
         m.rec.backup_slot(slot);  // written in place: keep the pre-call state for rollback

@@ -56,6 +56,16 @@ int RecurrentStore::n_slots_used() const {
   return n;
 }
 
+void RecurrentStore::move_seqs(const std::vector<int32_t>& seqs, int slot) {
+  for (int s : seqs) {
+    const SeqState st = seq(s);
+    detach(s);
+    attach(s, slot);
+    seq_mut(s).pos_min = st.pos_min;
+    seq_mut(s).pos_max = st.pos_max;
+  }
+}
+
 int RecurrentStore::alloc_slot() {
   for (int i = 0; i < n_slots(); ++i)
     if (refcount_[i] == 0 && !held_[i]) return i;

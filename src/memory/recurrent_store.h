@@ -88,6 +88,8 @@ class RecurrentStore {
   int alloc_slot();                   // a slot with refcount 0 not held, refcount still 0; -1 if none
   void attach(int s, int slot);       // s must be empty
   void detach(int s);                 // s becomes empty (positions reset)
+  // Moves sequences `seqs` to `slot`, keeping their positions.
+  void move_seqs(const std::vector<int32_t>& seqs, int slot);
   void set_refcounts(std::vector<int32_t> rc) { refcount_ = std::move(rc); }
   void set_seqs(std::vector<SeqState> st) { seqs_ = std::move(st); }
   const std::vector<int32_t>& refcounts() const { return refcount_; }

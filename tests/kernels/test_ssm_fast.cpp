@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/act_fast.h"
 #include "kernels/kernels.h"
@@ -59,17 +60,28 @@ struct ScanCase {
     for (int s = 0; s < S; ++s) state.push_back(randn(size_t(H) * P * N, seed + 10 + s, 0.5f));
   }
   // Runs the kernel on copies; returns y followed by the final states.
-  std::vector<float> run(ThreadPool& pool) const {
+  // out_of_place: the states are read from `state` (checked unchanged after)
+  // and written to NaN-filled destinations (state_in, the memory's double
+  // buffering). chunk > 0: the chunked form.
+  std::vector<float> run(ThreadPool& pool, bool out_of_place = false, int chunk = 0) const {
     std::vector<std::vector<float>> st = state;
+    if (out_of_place)
+      for (auto& v : st) std::fill(v.begin(), v.end(), std::numeric_limits<float>::quiet_NaN());
     std::vector<float*> sp;
+    std::vector<const float*> src;
     for (auto& v : st) sp.push_back(v.data());
+    for (auto& v : state) src.push_back(v.data());
     std::vector<float> y(size_t(S) * T * H * P, -7.0f);
     Mamba2ScanArgs a;
     a.n_seqs = S; a.n_seq_tokens = T; a.n_head = H; a.head_dim = P; a.n_group = G; a.d_state = N;
     a.x = x.data(); a.x_stride = size_t(H) * P; a.dt = dt.data(); a.dt_stride = H; a.dt_bias = bias.data();
     a.A = A.data(); a.B = B.data(); a.B_stride = size_t(G) * N; a.C = C.data(); a.C_stride = size_t(G) * N;
     a.D = D.data(); a.state = sp.data(); a.y = y.data(); a.y_stride = size_t(H) * P;
-    ssm_scan_mamba2_sequential(a, pool);
+    if (out_of_place) a.state_in = src.data();
+    const std::vector<std::vector<float>> before = state;
+    if (chunk > 0) ssm_scan_mamba2_chunked(a, chunk, pool);
+    else ssm_scan_mamba2_sequential(a, pool);
+    for (size_t s = 0; s < state.size(); ++s) EXPECT_TRUE(same_bits(before[s], state[s])) << "the source changed";
     for (auto& v : st) y.insert(y.end(), v.begin(), v.end());
     return y;
   }
@@ -287,6 +299,64 @@ TEST(SsmConvFast, HandComputedWithStateShorterThanTheBatch) {
     EXPECT_EQ(st[16], 100.0f);  // shifted by one token
     EXPECT_EQ(st[C + 16], 2.0f);
   }
+}
+
+// ------------------------------------------------------------ out of place
+// state_in != state (the hybrid memory's double buffering): every scan form
+// on every CPU path gives bit for bit the in-place outputs and new states,
+// writes every destination value (they start as NaN) and leaves the source
+// untouched (checked in ScanCase::run).
+TEST(SsmOutOfPlace, Mamba2ScansEqualInPlaceOnEveryPath) {
+  testing::PathGuard guard;
+  LegacyGuard legacy;
+  ThreadPool pool(2);
+  for (CpuPath path : available_cpu_paths()) {
+    force_cpu_path(path);
+    for (bool old_kernels : {false, true}) {
+      set_ssm_legacy(old_kernels);
+      // d_state 128 / 64: the fixed-width AVX-512 kernels; 37: the generic one
+      // with a scalar tail. T = 1: a decode step; 37: a prefill.
+      for (int N : {128, 64, 37})
+        for (int T : {1, 2, 37}) {
+          const ScanCase c(3, T, 4, 16, 2, N, 500 + N + T);
+          const std::string what = std::string(cpu_path_name(path)) + (old_kernels ? " legacy" : "") +
+                                   " N=" + std::to_string(N) + " T=" + std::to_string(T);
+          EXPECT_TRUE(same_bits(c.run(pool), c.run(pool, true))) << what;
+          if (!old_kernels) {
+            EXPECT_TRUE(same_bits(c.run(pool, false, 8), c.run(pool, true, 8))) << what << " chunked";
+          }
+        }
+    }
+  }
+}
+
+TEST(SsmOutOfPlace, Mamba1ScanEqualsInPlace) {
+  ThreadPool pool(2);
+  const int S = 2, T = 5, Di = 37, N = 16;
+  const size_t rows = size_t(S) * T;
+  const std::vector<float> x = randn(rows * Di, 61), B = randn(rows * N, 62), C = randn(rows * N, 63),
+                           bias = randn(Di, 64), D = randn(Di, 65), dt = randn(rows * Di, 66),
+                           A = uniform(size_t(Di) * N, 67, -2.0f, -0.1f);
+  const std::vector<std::vector<float>> state{randn(size_t(Di) * N, 68), randn(size_t(Di) * N, 69)};
+  auto run = [&](bool out_of_place) {
+    std::vector<std::vector<float>> st = state;
+    if (out_of_place)
+      for (auto& v : st) std::fill(v.begin(), v.end(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float*> dp{st[0].data(), st[1].data()};
+    std::vector<const float*> sp{state[0].data(), state[1].data()};
+    std::vector<float> y(rows * Di);
+    Mamba1ScanArgs a;
+    a.n_seqs = S; a.n_seq_tokens = T; a.d_inner = Di; a.d_state = N;
+    a.x = x.data(); a.x_stride = Di; a.dt = dt.data(); a.dt_stride = Di; a.dt_bias = bias.data();
+    a.A = A.data(); a.B = B.data(); a.B_stride = N; a.C = C.data(); a.C_stride = N; a.D = D.data();
+    a.state = dp.data(); a.state_in = out_of_place ? sp.data() : nullptr; a.y = y.data(); a.y_stride = Di;
+    ssm_scan_mamba1(a, pool);
+    for (auto& v : st) y.insert(y.end(), v.begin(), v.end());
+    return y;
+  };
+  const std::vector<std::vector<float>> before = state;
+  EXPECT_TRUE(same_bits(run(false), run(true)));
+  for (int s = 0; s < S; ++s) EXPECT_TRUE(same_bits(before[s], state[s])) << s;
 }
 
 }  // namespace
