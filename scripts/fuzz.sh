@@ -9,7 +9,8 @@ if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DTANDEM_FUZZ=ON -DTANDEM_TESTS=OFF -DTANDEM_BENCH=OFF >/dev/null
 fi
-cmake --build build-fuzz -j "$(nproc)"
+# Only the fuzzers (not the `tandem` executable).
+cmake --build build-fuzz -j "$(nproc)" --target tandem_fuzzers
 shopt -s nullglob
 for bin in build-fuzz/fuzz/fuzz_*; do
   name=$(basename "$bin")
