@@ -3,6 +3,7 @@
 #if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
+#include "core/env.h"
 #include "kernels/act_fast.h"
 
 #include <immintrin.h>
@@ -118,10 +119,7 @@ TGT256 void silu256_rows(float* x, int n) {
 }  // namespace
 
 bool decode_fast_enabled() {
-  static const bool on = [] {
-    const char* e = std::getenv("TANDEM_DECODE_FAST");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("TANDEM_DECODE_FAST");
   return on;
 }
 

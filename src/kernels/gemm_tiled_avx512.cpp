@@ -32,6 +32,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/env.h"
 #include "core/fp16.h"
 #include "kernels/gemm_tiled.h"
 #include "kernels/quant_blocks.h"
@@ -593,11 +594,10 @@ std::atomic<int> g_tiled{-1};  // -1: not read from the environment yet
 bool gemm_tiled_enabled() {
   int v = g_tiled.load(std::memory_order_relaxed);
   if (v < 0) {
-    const char* e = std::getenv("TANDEM_GEMM_TILED");
     // On by default: the decode companion (gemv_tiled_avx512) sums every
     // output in the tiled order, so whole prompt, micro-batches and stepwise
     // runs agree bit for bit. TANDEM_GEMM_TILED=0 switches both off.
-    v = (e && e[0] == '0') ? 0 : 1;
+    v = env_switch_on("TANDEM_GEMM_TILED") ? 1 : 0;
     g_tiled.store(v, std::memory_order_relaxed);
   }
   return v != 0;

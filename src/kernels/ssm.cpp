@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/env.h"
 #include "core/profiler.h"
 #include "kernels/cpu.h"
 #include "kernels/kernels.h"
@@ -24,10 +25,7 @@ namespace scalar {
 
 namespace {
 std::atomic<bool>& legacy_flag() {
-  static std::atomic<bool> on{[] {
-    const char* e = std::getenv("TANDEM_SSM_LEGACY");
-    return e && std::strcmp(e, "1") == 0;
-  }()};
+  static std::atomic<bool> on{env_switch_set("TANDEM_SSM_LEGACY")};
   return on;
 }
 }  // namespace

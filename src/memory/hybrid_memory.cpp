@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/env.h"
 #include "memory/hybrid_impl.h"
 
 namespace tandem::memory {
@@ -52,10 +53,7 @@ Status validate(const std::vector<LayerSpec>& layers, const MemoryOptions& o) {
 // then back up each state and update it in place, as before, so the two can
 // be compared in one binary (docs/benchmarks.md).
 bool double_buffering() {
-  static const bool on = [] {
-    const char* e = std::getenv("TANDEM_DOUBLE_BUFFER");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("TANDEM_DOUBLE_BUFFER");
   return on;
 }
 
