@@ -116,6 +116,57 @@ void BM_Gemv(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_c
                                            benchmark::Counter::kIs1000);
 }
 
+// Decode-like chain: n_mats distinct weight matrices (together far larger
+// than the last-level cache) multiplied by one column in turn, as a decode
+// step does layer after layer; against one matrix of the same total rows
+// (n_mats = 1) the difference is the per-call cost (dispatch, barrier,
+// prefetcher ramp-up). Each matrix is a copy of one quantized matrix.
+// layout 0: one allocation per matrix; 1: the matrices back to back in one
+// allocation; 2: the same (cache-resident) matrix n_mats times.
+void BM_GemvChain(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_mats, int layout, bool balanced) {
+  pool().set_balanced(balanced);
+  const int64_t total_rows = n_out * 96;
+  const int64_t rows = total_rows / n_mats;
+  Weights proto = make_weights(t, rows, n_in);
+  std::vector<tandem::AlignedBuffer> bufs;
+  std::vector<tk::Matrix> mats;
+  if (layout == 1) bufs.emplace_back(proto.buf.size() * n_mats);
+  for (int i = 0; i < n_mats; ++i) {
+    std::byte* p = proto.buf.data();
+    if (layout == 0) {
+      bufs.emplace_back(proto.buf.size());
+      p = bufs.back().data();
+    } else if (layout == 1) {
+      p = bufs[0].data() + proto.buf.size() * i;
+    }
+    if (layout != 2) std::memcpy(p, proto.buf.data(), proto.buf.size());
+    mats.push_back(tk::Matrix{t, p, rows, n_in, proto.m.row_stride});
+  }
+  std::vector<float> x(static_cast<size_t>(n_in)), y(static_cast<size_t>(rows));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : x) v = nd(rng);
+  for (auto _ : st) {
+    for (const tk::Matrix& m : mats) tk::matmul(m, x.data(), 1, y.data(), pool());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  st.counters["GB/s"] = benchmark::Counter(double(proto.buf.size()) * n_mats, benchmark::Counter::kIsIterationInvariantRate,
+                                           benchmark::Counter::kIs1000);
+  pool().set_balanced(true);
+  st.counters["us/call"] = benchmark::Counter(double(n_mats), benchmark::Counter::kIsIterationInvariantRate |
+                                                                  benchmark::Counter::kInvert);
+}
+
+// An empty job through the pool: the fixed cost of one parallel region.
+void BM_PoolRoundTrip(benchmark::State& st) {
+  std::vector<int64_t> sink(64);
+  for (auto _ : st) {
+    pool().parallel_for(pool().size(), [&](int64_t b, int64_t, int t) { sink[t * 8] += b; });
+    benchmark::DoNotOptimize(sink.data());
+  }
+}
+
 // Streaming read of a 512 MiB buffer with all threads (sum of 64-byte lines).
 __attribute__((target("avx2"))) uint64_t sum_range(const uint8_t* p, size_t n) {
   __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
@@ -247,6 +298,18 @@ bool has_simd_kernel(DType t) {
 
 void register_all() {
   benchmark::RegisterBenchmark("ReadBandwidth", BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark("PoolRoundTrip", BM_PoolRoundTrip)->UseRealTime();
+  for (DType t : {DType::Q8_0, DType::Q4_K})
+    for (int layout : {0, 1, 2})
+      for (int n_mats : {1, 96})
+        for (bool bal : {false, true}) {
+          if (n_mats == 1 && layout != 0) continue;
+          benchmark::RegisterBenchmark((std::string("GemvChain/") + std::string(tandem::dtype_name(t)) + "/768x2048x96/mats:" +
+                                        std::to_string(n_mats) + "/layout:" + std::to_string(layout) +
+                                        (bal ? "/balanced" : "/static")).c_str(),
+                                       BM_GemvChain, t, 768, 2048, n_mats, layout, bal)
+              ->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
   benchmark::RegisterBenchmark("FmaPeak/avx2", BM_FmaPeak, false)->Unit(benchmark::kMillisecond)->UseRealTime();
   if (tk::cpu_features().avx512f)
     benchmark::RegisterBenchmark("FmaPeak/avx512", BM_FmaPeak, true)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "core/env.h"
 #include "core/profiler.h"
 #include "kernels/act_fast.h"
 #include "kernels/cpu.h"
@@ -79,10 +80,7 @@ GemmRowsFn gemm_for(CpuPath p, DType w) {
 // VNNI GEMV streams rows). TANDEM_TILED_Q8_0=0 (read once) restores the
 // row-block + VNNI GEMV kernels.
 bool tiled_q8_0() {
-  static const bool on = [] {
-    const char* e = std::getenv("TANDEM_TILED_Q8_0");
-    return !(e && e[0] == '0');
-  }();
+  static const bool on = env_switch_on("TANDEM_TILED_Q8_0");
   return on;
 }
 
@@ -168,7 +166,8 @@ void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& p
   if (gemv_fn || n_cols <= 4) {
     const GemmRowsFn fn = gemv_fn ? gemv_fn : rows_fn;
     const int64_t n_blocks = (w.rows + kRowBlockGemv - 1) / kRowBlockGemv;
-    pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
+    // balanced: each row is computed by the same code whichever thread runs it
+    pool.parallel_for_balanced(n_blocks, 4, [&](int64_t b0, int64_t b1, int) {
       fn(task, b0 * kRowBlockGemv, std::min(w.rows, b1 * kRowBlockGemv));
     });
     return;

@@ -33,6 +33,46 @@ TEST(ThreadPool, CoversEveryIndexOnceWithStaticRanges) {
   }
 }
 
+TEST(ThreadPool, BalancedCoversEveryIndexOnce) {
+  for (int nt : {1, 2, 3, 5}) {
+    ThreadPool pool(nt);
+    for (int64_t grain : {1, 3, 64})
+      for (int64_t n : {0, 1, 2, 3, 7, 100, 1001}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> bad{0};
+        pool.parallel_for_balanced(n, grain, [&](int64_t b, int64_t e, int t) {
+          if (t < 0 || t >= nt || b >= e || (nt > 1 && n > 1 && e - b > grain)) bad++;  // one thread: inline, whole range
+          for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+        });
+        EXPECT_EQ(bad.load(), 0) << nt << " threads, grain " << grain << ", n " << n;
+        for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+      }
+  }
+}
+
+// A thread held up in its first chunk: the others finish its range, from
+// the back, while it is stuck.
+TEST(ThreadPool, BalancedIdleThreadsTakeOverASlowThreadsRange) {
+  ThreadPool pool(2);
+  const int64_t n = 40;
+  std::vector<int> owner(n, -1);
+  std::atomic<bool> released{false};
+  pool.parallel_for_balanced(n, 2, [&](int64_t b, int64_t e, int t) {
+    if (b == 20) {  // the first chunk of thread 1's static range [20, 40)
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!released.load() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    }
+    for (int64_t i = b; i < e; ++i) owner[static_cast<size_t>(i)] = t;
+    if (b == 22 || e == 22) released = true;  // thread 0 reached the stuck thread's range
+  });
+  for (int64_t i = 0; i < 20; ++i) EXPECT_EQ(owner[static_cast<size_t>(i)], 0) << i;
+  // everything after the stuck chunk was taken by thread 0 (it only returns
+  // from the stuck chunk once thread 0 has stolen down to it)
+  EXPECT_EQ(owner[20], owner[21]);
+  for (int64_t i = 22; i < n; ++i) EXPECT_EQ(owner[static_cast<size_t>(i)], 0) << i;
+  EXPECT_TRUE(released.load());
+}
+
 TEST(ThreadPool, ManyQuickJobsAndNestedCallsRunInline) {
   ThreadPool pool(3);
   std::atomic<int64_t> sum{0};
