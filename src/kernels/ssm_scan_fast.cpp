@@ -33,6 +33,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "core/env.h"
 #include "kernels/ssm_internal.h"
 
 namespace tandem::kernels {
@@ -114,6 +115,13 @@ TGT512 inline void transpose16(__m512 r[16]) {
   }
 }
 
+// TANDEM_SCAN_NT=0 (read once): the one-token out-of-place step writes its
+// state with ordinary stores (A/B runs).
+bool scan_nt_enabled() {
+  static const bool on = env_switch_on("TANDEM_SCAN_NT");
+  return on;
+}
+
 // State of K consecutive tokens of one (sequence, head) during a step.
 template <int K>
 struct Step512 {
@@ -131,7 +139,8 @@ struct Step512 {
 // ROWS rows (j .. j+ROWS-1 of the block at p0) through the K tokens: each
 // state vector is loaded once, advanced token by token (the partial sums of
 // token k taken right after its update) and stored once.
-template <int NV, int K, int ROWS>
+// ST: the state is written with non-temporal stores (see seq_head512).
+template <int NV, int K, int ROWS, bool ST = false>
 TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
   const int N = NV > 0 ? 16 * NV : c.N, NF = N / 16;
   float* sp[ROWS];
@@ -152,7 +161,8 @@ TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
         v = _mm512_fmadd_ps(v, c.vdA[k], _mm512_mul_ps(_mm512_loadu_ps(c.B[k] + 16 * i), vxdt[k][r]));
         va[k][r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(c.C[k] + 16 * i), va[k][r]);
       }
-      _mm512_storeu_ps(sp[r] + 16 * i, v);
+      if constexpr (ST) _mm512_stream_ps(sp[r] + 16 * i, v);
+      else _mm512_storeu_ps(sp[r] + 16 * i, v);
     }
   for (int r = 0; r < ROWS; ++r)
     for (int k = 0; k < K; ++k) {
@@ -167,7 +177,7 @@ TGT512 inline void rows512(Step512<K>& c, int p0, int j) {
 // partial-sum chains are in flight.
 // NV > 0: N == 16 * NV (fixed loop bounds); NV == 0: any N, the N % 16
 // tail in scalar (tail_row, token by token).
-template <int NV, int K>
+template <int NV, int K, bool ST = false>
 TGT512 void tokens512(const Mamba2ScanArgs& a, int s, int h, int g, int t, const float* Sin, float* S) {
   constexpr int R = 4 / K;
   const int P = a.head_dim, N = NV > 0 ? 16 * NV : a.d_state, T = a.n_seq_tokens;
@@ -201,8 +211,8 @@ TGT512 void tokens512(const Mamba2ScanArgs& a, int s, int h, int g, int t, const
       _mm512_store_ps(c.xdt[k], _mm512_mul_ps(vx[k], _mm512_set1_ps(dt[k])));
     }
     int j = 0;
-    for (; j + R <= np; j += R) rows512<NV, K, R>(c, p0, j);
-    for (; j < np; ++j) rows512<NV, K, 1>(c, p0, j);
+    for (; j + R <= np; j += R) rows512<NV, K, R, ST>(c, p0, j);
+    for (; j < np; ++j) rows512<NV, K, 1, ST>(c, p0, j);
     for (int k = 0; k < K; ++k) {
       for (int jj = np; jj < 16; ++jj) {
         c.acc[k][jj] = _mm512_setzero_ps();
@@ -223,6 +233,19 @@ TGT512 void seq_head512(const Mamba2ScanArgs& a, int s, int h, int t_begin, int 
   // Out of place, the first step reads the old state and writes S; the
   // later steps update S in place.
   const float* Sin = t_begin == 0 ? mamba2_state_src(a, s, h) : S;
+  // A one-token step out of place (decode with the double-buffered state):
+  // the new state is not read again before the next step, by which time the
+  // step's weights have evicted it, so it is written with non-temporal
+  // stores: no read-for-ownership of the destination lines (a third of the
+  // scan's memory traffic). Same values, same bits; the fence orders the
+  // stores before the pool's end-of-job handshake.
+  if constexpr (NV > 0) {
+    if (a.n_seq_tokens == 1 && Sin != S && (reinterpret_cast<uintptr_t>(S) & 63) == 0 && scan_nt_enabled()) {
+      tokens512<NV, 1, true>(a, s, h, g, t_begin, Sin, S);
+      _mm_sfence();
+      return;
+    }
+  }
   for (int t = t_begin; t < t_begin + kPrefetch - 1; ++t) prefetch_token(a, s, t, h, g);
   int t = t_begin;
   for (; t + 2 <= t_end; t += 2) {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/aligned.h"
 #include "kernels/act_fast.h"
 #include "kernels/kernels.h"
 #include "kernels/ssm_internal.h"
@@ -63,13 +64,19 @@ struct ScanCase {
   // out_of_place: the states are read from `state` (checked unchanged after)
   // and written to NaN-filled destinations (state_in, the memory's double
   // buffering). chunk > 0: the chunked form.
+  // The destinations are 64-byte aligned, as the memory's slots are (a one-token
+  // out-of-place AVX-512 step writes them with non-temporal stores then).
   std::vector<float> run(ThreadPool& pool, bool out_of_place = false, int chunk = 0) const {
-    std::vector<std::vector<float>> st = state;
-    if (out_of_place)
-      for (auto& v : st) std::fill(v.begin(), v.end(), std::numeric_limits<float>::quiet_NaN());
+    std::vector<AlignedBuffer> st;
+    for (const auto& v : state) {
+      st.emplace_back(v.size() * sizeof(float));
+      float* d = st.back().as<float>();
+      if (out_of_place) std::fill(d, d + v.size(), std::numeric_limits<float>::quiet_NaN());
+      else std::copy(v.begin(), v.end(), d);
+    }
     std::vector<float*> sp;
     std::vector<const float*> src;
-    for (auto& v : st) sp.push_back(v.data());
+    for (auto& v : st) sp.push_back(v.as<float>());
     for (auto& v : state) src.push_back(v.data());
     std::vector<float> y(size_t(S) * T * H * P, -7.0f);
     Mamba2ScanArgs a;
@@ -82,7 +89,7 @@ struct ScanCase {
     if (chunk > 0) ssm_scan_mamba2_chunked(a, chunk, pool);
     else ssm_scan_mamba2_sequential(a, pool);
     for (size_t s = 0; s < state.size(); ++s) EXPECT_TRUE(same_bits(before[s], state[s])) << "the source changed";
-    for (auto& v : st) y.insert(y.end(), v.begin(), v.end());
+    for (size_t s = 0; s < st.size(); ++s) y.insert(y.end(), sp[s], sp[s] + state[s].size());
     return y;
   }
   // The operation order, spelled out. fused: the SIMD paths' fused
