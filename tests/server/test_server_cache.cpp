@@ -207,7 +207,14 @@ TEST(ServerCache, TinyBudgetEvictsWithoutBreakingRunningRequests) {
     const Reference ref = greedy_reference(**m, (*m)->tokenize(base + tails[i % 6]), 10 + i % 4);
     EXPECT_EQ(r.body["choices"][0]["text"], ref.text) << "client " << i;
   }
-  const std::string met = get_json(srv.port(), "/metrics").raw;
+  // The last response can reach the client a moment before the server has
+  // released its sequence (and handed the prefix to the cache): wait, up to
+  // 10 s, for the server to go idle before reading the figures.
+  std::string met = get_json(srv.port(), "/metrics").raw;
+  for (int i = 0; i < 100 && metric(met, "tandem_sequences_busy") != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    met = get_json(srv.port(), "/metrics").raw;
+  }
   EXPECT_GT(metric(met, "tandem_prefix_cache_snapshots_evicted_total"), 0);
   EXPECT_LE(metric(met, "tandem_prefix_cache_snapshots"), 2);
   EXPECT_EQ(metric(met, "tandem_sequences_busy"), 0);

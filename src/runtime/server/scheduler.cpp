@@ -442,6 +442,8 @@ bool Scheduler::step() {
       sample_choice(*a, static_cast<size_t>(rows[i].choice), logits, choice_update(a, rows[i].choice));
     }
   }
+  // (Active objects of finished requests are destroyed below: keep the tickets.)
+  std::vector<std::pair<std::shared_ptr<Ticket>, Update>> replies;
   for (auto& [a, u] : updates) {
     if (a->finished) continue;
     const bool all_done = std::all_of(a->choices.begin(), a->choices.end(), [](const Choice& c) { return c.done; });
@@ -451,13 +453,15 @@ bool Scheduler::step() {
     u.done = all_done;
     for (auto& cu : u.choices) a->choices[static_cast<size_t>(cu.index)].sent += cu.text;
     if (all_done && !a->warm) release(*a);  // free the sequences before the client hears back
-    a->ticket->push(std::move(u));
+    replies.emplace_back(a->ticket, std::move(u));
   }
   active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& a) { return a->finished; }),
                 active_.end());
   metrics_.active.store(static_cast<int>(active_.size()));
   metrics_.sequences_busy.store(opts_.parallel - static_cast<int>(free_list_.size()));
   update_memory_metrics();
+  // Clients hear back once /metrics already shows their sequences released.
+  for (auto& [ticket, u] : replies) ticket->push(std::move(u));
   return true;
 }
 
