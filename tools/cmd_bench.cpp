@@ -48,6 +48,7 @@ constexpr const char* kCmd = "tandem bench";
 
 struct Args {
   std::string model;
+  bool no_mmap = false;
   std::vector<int> n_prompt{512}, n_gen{128}, threads{2}, parallel{1};
   int reps = 5, ctx = 0, ubatch = 512;
   std::string kv = "f16", state = "f32";
@@ -164,7 +165,9 @@ tandem::Expected<Result> run_test(const tandem::Model& m, BenchTest& t, int thre
 }
 
 int run(const Args& a) {
-  auto model = tandem::Model::load(a.model);
+  tandem::ModelOptions mo;
+  mo.use_mmap = !a.no_mmap;
+  auto model = tandem::Model::load(a.model, mo);
   if (!model) return fail(kCmd, model.error());
   const tandem::Model& m = **model;
 
@@ -283,8 +286,9 @@ int run(const Args& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("\npeak RSS: %.2f MiB; weights: %.2f MiB (mmap), repacked copies: %.2f MiB; kv %s, state %s\n",
-              to_mib(rss), to_mib(weight_bytes), to_mib(repacked_bytes),
+  std::printf("\npeak RSS: %.2f MiB; weights: %.2f MiB (%s), repacked copies: %.2f MiB; kv %s, state %s\n",
+              to_mib(rss), to_mib(weight_bytes), a.no_mmap ? "read into memory, huge pages advised" : "mmap",
+              to_mib(repacked_bytes),
               a.kv.c_str(), a.state.c_str());
   // Speculative rows: acceptance, and speed-up over the greedy row just before.
   for (size_t i = 1; i < results.size(); ++i)
@@ -305,6 +309,7 @@ int run_cmd(int argc, char** argv) {
   CLI::App app{"Prompt and generation throughput (like llama-bench)", kCmd};
   Args a;
   app.add_option("-m,--model", a.model, "GGUF model")->required();
+  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages) instead of mapping it");
   app.add_option("-p,--n-prompt", a.n_prompt, "prompt tokens per pp test (comma list; 0 = no pp test)")
       ->delimiter(',')
       ->check(CLI::Range(0, 1 << 20));

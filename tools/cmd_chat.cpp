@@ -30,6 +30,7 @@ constexpr const char* kCmd = "tandem chat";
 
 struct Args {
   std::string model, system;
+  bool no_mmap = false;
   int n_reply = 256, threads = 0, ctx = 0;
   float temp = 0.8f, top_p = 0.95f, min_p = 0.05f;
   int top_k = 40;
@@ -175,7 +176,9 @@ class Chat {
 int run(const Args& a) {
   std::string path = a.model.empty() ? tandem::tools::find_default_model() : a.model;
   if (path.empty()) return fail(kCmd, "no -m MODEL given and the bundled default model was not found");
-  auto model = tandem::Model::load(path);
+  tandem::ModelOptions mo;
+  mo.use_mmap = !a.no_mmap;
+  auto model = tandem::Model::load(path, mo);
   if (!model) return fail(kCmd, model.error());
   tandem::ContextOptions co;
   co.n_ctx = a.ctx > 0 ? a.ctx : ((*model)->n_ctx_train() > 0 ? (*model)->n_ctx_train() : 2048);
@@ -217,6 +220,7 @@ int run_cmd(int argc, char** argv) {
   CLI::App app{"Chat with a model (its chat template; only new tokens are processed each turn)", kCmd};
   Args a;
   app.add_option("-m,--model", a.model, "GGUF model (default: the bundled model)");
+  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages advised) instead of mapping it: slower load, faster decoding of large models");
   app.add_option("--system", a.system, "system message");
   app.add_option("-n,--n-predict", a.n_reply, "max tokens per reply")->check(CLI::Range(1, 1 << 20));
   app.add_option("--temp", a.temp, "temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));

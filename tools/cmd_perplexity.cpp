@@ -27,6 +27,7 @@ constexpr const char* kCmd = "tandem perplexity";
 
 struct Args {
   std::string model, file;
+  bool no_mmap = false;
   int ctx = 512, batch = 512, threads = 0;
   std::string kv = "f16";
 };
@@ -44,7 +45,9 @@ int run(const Args& a) {
   std::ifstream in(a.file, std::ios::binary);
   if (!in) return fail(kCmd, "cannot open text file " + a.file);
   const std::string text{std::istreambuf_iterator<char>(in), {}};
-  auto model = tandem::Model::load(a.model);
+  tandem::ModelOptions mo;
+  mo.use_mmap = !a.no_mmap;
+  auto model = tandem::Model::load(a.model, mo);
   if (!model) return fail(kCmd, model.error());
   const tandem::Model& m = **model;
 
@@ -118,6 +121,7 @@ int run_cmd(int argc, char** argv) {
   CLI::App app{"Perplexity of a text file (like the reference engine's perplexity tool)", kCmd};
   Args a;
   app.add_option("-m,--model", a.model, "GGUF model")->required();
+  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages advised) instead of mapping it: slower load, faster decoding of large models");
   app.add_option("-f,--file", a.file, "text file")->required();
   app.add_option("-c,--ctx", a.ctx, "tokens per chunk")->check(CLI::Range(4, 1 << 20));
   app.add_option("-b,--batch", a.batch, "tokens per decode call")->check(CLI::Range(1, 1 << 20));

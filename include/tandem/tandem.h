@@ -100,7 +100,11 @@ struct ChatTurn {
 };
 
 struct ModelOptions {
-  // Reserved for future options (mmap vs read, tensor overrides, ...).
+  // true (default): the weights are used from a read-only mapping of the file
+  // (no copy). false (`--no-mmap`): the file is read into memory advised for
+  // transparent huge pages: a copy of the file and a slower load, but faster
+  // decoding of large models (fewer TLB misses while weights stream).
+  bool use_mmap = true;
 };
 
 class Model {

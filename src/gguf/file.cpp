@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -23,7 +24,41 @@ File::~File() {
   if (map_) munmap(map_, size_);
 }
 
-Result<std::unique_ptr<File>> File::open(const std::string& path) {
+namespace {
+
+// The file's bytes in anonymous memory advised for huge pages, read-only once
+// filled. nullptr and `error` set on failure (the memory is released).
+void* read_file_to_memory(int fd, size_t size, const std::string& path, Status* error) {
+  void* m = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    *error = Status(StatusCode::kIo, fmt::format("{}: cannot allocate {} bytes to read the file into: {}", path,
+                                                 size, std::strerror(errno)));
+    return nullptr;
+  }
+  // Only advice: without transparent huge pages the copy still works.
+  (void)madvise(m, size, MADV_HUGEPAGE);
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t r = ::pread(fd, static_cast<char*>(m) + done, std::min<size_t>(size - done, size_t{1} << 30),
+                              static_cast<off_t>(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      *error = Status(StatusCode::kIo, r == 0 ? fmt::format("{}: the file ended at byte {} of {} while reading it",
+                                                            path, done, size)
+                                              : fmt::format("{}: read failed at byte {}: {}", path, done,
+                                                            std::strerror(errno)));
+      munmap(m, size);
+      return nullptr;
+    }
+    done += static_cast<size_t>(r);
+  }
+  (void)mprotect(m, size, PROT_READ);  // the weights are never written
+  return m;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<File>> File::open(const std::string& path, Load how) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
@@ -43,7 +78,17 @@ Result<std::unique_ptr<File>> File::open(const std::string& path) {
   std::unique_ptr<File> f(new File());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
-  if (f->size_ > 0) {
+  if (f->size_ > 0 && how == Load::kRead) {
+    Status error;
+    void* m = read_file_to_memory(fd, f->size_, path, &error);
+    if (!m) {
+      ::close(fd);
+      return error;
+    }
+    f->map_ = m;
+    f->base_ = static_cast<const uint8_t*>(m);
+    f->read_into_memory_ = true;
+  } else if (f->size_ > 0) {
     void* m = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m == MAP_FAILED) {
       int e = errno;

@@ -92,7 +92,8 @@ Model::Model() = default;
 Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& opts) {
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file, gguf::File::open(path));
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file,
+                          gguf::File::open(path, opts.use_mmap ? gguf::File::Load::kMmap : gguf::File::Load::kRead));
   return from_file(std::move(file), opts);
 }
 

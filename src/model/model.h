@@ -25,6 +25,9 @@ struct LoadOptions {
   // Refuse tensor types the kernels cannot dequantize (always on today; kept
   // as an option so tools like `inspect` can load metadata-only views later).
   bool check_tensor_types = true;
+  // false: read the file into memory advised for huge pages instead of
+  // mapping it (gguf::File::Load::kRead; `--no-mmap`).
+  bool use_mmap = true;
 };
 
 // What one layer's token mixer is.

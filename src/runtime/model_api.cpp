@@ -26,10 +26,12 @@ const char* layer_kind_name(LayerKind k) { return model::layer_kind_name(static_
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
-Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions&) {
+Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const ModelOptions& opts) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
-  auto m = model::Model::load(path);
+  model::LoadOptions lo;
+  lo.use_mmap = opts.use_mmap;
+  auto m = model::Model::load(path, lo);
   if (!m) return runtime::to_outcome(m.status());
   impl->model = std::move(m).value();
   auto t = Tokenizer::from_gguf(impl->model->file());

@@ -3,6 +3,8 @@
 // file and the byte offset; and every truncation of a valid file refused.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <filesystem>
 
 #include "gguf/gguf.h"
@@ -418,10 +420,35 @@ TEST(GgufReader, VocabOnlyFileNeedsNoDataSection) {
 }
 
 TEST(GgufReader, OpenReportsMissingFile) {
-  auto r = File::open("/nonexistent/dir/model.gguf");
-  ASSERT_FALSE(r.is_ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(r.status().message().find("/nonexistent/dir/model.gguf"), std::string::npos);
+  for (File::Load how : {File::Load::kMmap, File::Load::kRead}) {
+    auto r = File::open("/nonexistent/dir/model.gguf", how);
+    ASSERT_FALSE(r.is_ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
+    EXPECT_NE(r.status().message().find("/nonexistent/dir/model.gguf"), std::string::npos);
+  }
+}
+
+// --no-mmap: the file read into memory holds the same bytes, metadata and
+// tensors as the mapping of it.
+TEST(GgufReader, ReadIntoMemoryEqualsTheMapping) {
+  const std::string path = std::string(TANDEM_FIXTURES) + "/models/tiny-granitehybrid-256-q4_k_m.gguf";
+  auto m = File::open(path);
+  auto r = File::open(path, File::Load::kRead);
+  ASSERT_TRUE(m.is_ok()) << m.status().message();
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  const File& a = **m;
+  const File& b = **r;
+  EXPECT_FALSE(a.read_into_memory());
+  EXPECT_TRUE(b.read_into_memory());
+  ASSERT_EQ(a.file_size(), b.file_size());
+  EXPECT_NE(a.raw_bytes(), b.raw_bytes());
+  EXPECT_EQ(0, std::memcmp(a.raw_bytes(), b.raw_bytes(), a.file_size()));
+  EXPECT_EQ(a.metadata().size(), b.metadata().size());
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    EXPECT_EQ(a.tensors()[i].name, b.tensors()[i].name);
+    EXPECT_EQ(a.tensors()[i].offset, b.tensors()[i].offset);
+  }
 }
 
 }  // namespace
@@ -443,6 +470,15 @@ TEST(GgufReader, FuzzCorpusFilesBehaveAsNamed) {
     if (!want_ok && name.rfind("bad_", 0) != 0 && name.rfind("crash-", 0) != 0) continue;
     auto r = File::open(e.path().string());
     EXPECT_EQ(r.is_ok(), want_ok) << name << ": " << r.status().message();
+    // Read into memory (--no-mmap): the same verdict and the same message.
+    auto rr = File::open(e.path().string(), File::Load::kRead);
+    EXPECT_EQ(rr.is_ok(), want_ok) << name << " (read): " << rr.status().message();
+    if (!r.is_ok() && !rr.is_ok()) {
+      EXPECT_EQ(r.status().message(), rr.status().message()) << name;
+    }
+    if (rr.is_ok()) {
+      EXPECT_TRUE((*rr)->read_into_memory()) << name;
+    }
     (want_ok ? valid : bad)++;
   }
   EXPECT_GE(valid, 3);

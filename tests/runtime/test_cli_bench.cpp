@@ -64,8 +64,13 @@ TEST(CliBench, JsonParsesAndFiguresFollowFromRepTimes) {
 TEST(CliBench, TableNamesEveryTest) {
   Out o = tandem_cli("bench -m " + q(kStories) + " -p 16 -n 8 -r 2 --parallel 2 -t " + threads());
   ASSERT_EQ(o.code, 0) << o.err;
-  for (const char* want : {" pp16 |", " tg8 |", " tg8 x2 |", "peak RSS", "t/s"})
+  for (const char* want : {" pp16 |", " tg8 |", " tg8 x2 |", "peak RSS", "t/s", "(mmap)"})
     EXPECT_NE(o.out.find(want), std::string::npos) << want << "\n" << o.out;
+  // --no-mmap: the same tests, the weights said to be read into memory
+  Out r = tandem_cli("bench -m " + q(kStories) + " -p 16 -n 8 -r 1 --no-mmap -t " + threads());
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {" pp16 |", " tg8 |", "read into memory, huge pages advised"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
 }
 
 // --profile: the hybrid model runs attention and Mamba2 layers, so matmuls must

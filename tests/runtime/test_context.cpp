@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -341,6 +342,30 @@ TEST(ContextRecurrent, MiddleCutRefused) {
   EXPECT_FALSE(c->seq_rm(0, 3, 6).ok());
   EXPECT_EQ(c->seq_pos_max(0), int(kP0.size()) - 1);
   EXPECT_EQ(c->seq_tokens(0), kP0);
+}
+
+// --no-mmap (ModelOptions::use_mmap = false): the same logits, bit for bit,
+// as the mapped file, for a quantized and a float model.
+TEST(ContextModel, ReadIntoMemoryGivesTheSameLogitsAsMmap) {
+  for (const char* name : {"tiny-granitehybrid-256-q4_k_m", "tiny-granitehybrid"}) {
+    const fs::path p = fs::path(TANDEM_FIXTURES) / "models" / (std::string(name) + ".gguf");
+    tandem::ModelOptions read;
+    read.use_mmap = false;
+    auto mapped = tandem::Model::load(p.string());
+    auto copied = tandem::Model::load(p.string(), read);
+    ASSERT_TRUE(mapped.ok()) << mapped.error();
+    ASSERT_TRUE(copied.ok()) << copied.error();
+    auto ca = make_ctx(**mapped);
+    auto cb = make_ctx(**copied);
+    ASSERT_NE(ca, nullptr);
+    ASSERT_NE(cb, nullptr);
+    const Tokens prompt = (*mapped)->tokenize("Once upon a time, there was a little girl named Lily.");
+    const Rows a = run(*ca, prompt, 0, {0});
+    const Rows b = run(*cb, prompt, 0, {0});
+    ASSERT_EQ(a.size(), b.size()) << name;
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_EQ(0, std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float))) << name << " row " << i;
+  }
 }
 
 TEST(ContextModel, Kinds) {

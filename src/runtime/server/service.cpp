@@ -44,7 +44,9 @@ void Service::shutdown() {
 Outcome Service::load() {
   if (opts_.parallel < 1) return Outcome(Errc::kInvalidArgument, fmt::format("--parallel {} < 1", opts_.parallel));
   if (opts_.queue < 0) return Outcome(Errc::kInvalidArgument, fmt::format("--queue {} < 0", opts_.queue));
-  auto m = Model::load(opts_.model_path);
+  ModelOptions mo;
+  mo.use_mmap = opts_.use_mmap;
+  auto m = Model::load(opts_.model_path, mo);
   if (!m) return m.outcome();
   model_ = std::move(m).value();
   ctx_per_seq_ = opts_.ctx > 0 ? opts_.ctx : (model_->n_ctx_train() > 0 ? model_->n_ctx_train() : 2048);
