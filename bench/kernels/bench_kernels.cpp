@@ -125,7 +125,7 @@ void BM_Gemv(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_c
 // allocation; 2: the same (cache-resident) matrix n_mats times.
 void BM_GemvChain(benchmark::State& st, DType t, int64_t n_in, int64_t n_out, int n_mats, int layout, bool balanced) {
   pool().set_balanced(balanced);
-  const int64_t total_rows = n_out * 96;
+  const int64_t total_rows = n_out * 96 * 768 / n_in;  // 96 matrices' worth of 768-wide rows
   const int64_t rows = total_rows / n_mats;
   Weights proto = make_weights(t, rows, n_in);
   std::vector<tandem::AlignedBuffer> bufs;
@@ -299,17 +299,25 @@ bool has_simd_kernel(DType t) {
 void register_all() {
   benchmark::RegisterBenchmark("ReadBandwidth", BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
   benchmark::RegisterBenchmark("PoolRoundTrip", BM_PoolRoundTrip)->UseRealTime();
-  for (DType t : {DType::Q8_0, DType::Q4_K})
-    for (int layout : {0, 1, 2})
-      for (int n_mats : {1, 96})
-        for (bool bal : {false, true}) {
-          if (n_mats == 1 && layout != 0) continue;
-          benchmark::RegisterBenchmark((std::string("GemvChain/") + std::string(tandem::dtype_name(t)) + "/768x2048x96/mats:" +
-                                        std::to_string(n_mats) + "/layout:" + std::to_string(layout) +
-                                        (bal ? "/balanced" : "/static")).c_str(),
-                                       BM_GemvChain, t, 768, 2048, n_mats, layout, bal)
-              ->Unit(benchmark::kMillisecond)->UseRealTime();
-        }
+  {
+    // type, n_in, n_out, matrices, layout, balanced
+    struct Chain { DType t; int64_t n_in, n_out; int mats, layout; bool bal; };
+    std::vector<Chain> chains;
+    for (DType t : {DType::Q8_0, DType::Q4_K, DType::F16}) {
+      for (bool bal : {false, true}) chains.push_back({t, 768, 2048, 1, 0, bal});
+      for (int layout : {0, 1, 2})
+        for (bool bal : {false, true}) chains.push_back({t, 768, 2048, 96, layout, bal});
+      // the 1b preset's ffn shape: 48 matrices of the same bytes
+      for (bool bal : {false, true}) chains.push_back({t, 1536, 4096, 48, 0, bal});
+    }
+    for (const Chain& c : chains)
+      benchmark::RegisterBenchmark((std::string("GemvChain/") + std::string(tandem::dtype_name(c.t)) + "/" +
+                                    std::to_string(c.n_in) + "x" + std::to_string(c.n_out) + "/mats:" +
+                                    std::to_string(c.mats) + "/layout:" + std::to_string(c.layout) +
+                                    (c.bal ? "/balanced" : "/static")).c_str(),
+                                   BM_GemvChain, c.t, c.n_in, c.n_out, c.mats, c.layout, c.bal)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
   benchmark::RegisterBenchmark("FmaPeak/avx2", BM_FmaPeak, false)->Unit(benchmark::kMillisecond)->UseRealTime();
   if (tk::cpu_features().avx512f)
     benchmark::RegisterBenchmark("FmaPeak/avx512", BM_FmaPeak, true)->Unit(benchmark::kMillisecond)->UseRealTime();
