@@ -6,7 +6,7 @@
 // four vectors whose halves are sub-blocks (0|2), (1|3), (4|6), (5|7). The
 // activations are repacked once per call in that order, so each vector is
 // one dpbusd per column (u4 x s8 → 16 int32 lanes, 8 per sub-block), scaled
-// by the sub-block scales spread over the same lanes (vpmulld, exact), and
+// by the sub-block scales spread over the same lanes (vpdpwssd, exact), and
 // the super-block's integer sum is converted once. The mins use the
 // pre-summed bsum pairs. Integer parts are exact; the float part repeats
 // the shared 256-bit kernel's operations lane for lane (see rows_k).
@@ -116,14 +116,17 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
       for (int c = 0; c < NC; ++c) {
         const __m512i* a = aq[c] + 4 * b;
         const __m512i z = _mm512_setzero_si512();
-        __m512i is = _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, lo0, a[0]), s0);
-        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, hi0, a[1]), s1));
-        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, lo1, a[2]), s2));
-        is = _mm512_add_epi32(is, _mm512_mullo_epi32(_mm512_dpbusd_epi32(z, hi1, a[3]), s3));
+        // |dpbusd lane| <= 4*15*128 fits an i16 and the scales' high i16 is 0, so
+        // vpdpwssd adds lane * scale exactly (what vpmulld + vpaddd computed)
+        __m512i is = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, lo0, a[0]), s0);
+        is = _mm512_dpwssd_epi32(is, _mm512_dpbusd_epi32(z, hi0, a[1]), s1);
+        is = _mm512_dpwssd_epi32(is, _mm512_dpbusd_epi32(z, lo1, a[2]), s2);
+        is = _mm512_dpwssd_epi32(is, _mm512_dpbusd_epi32(z, hi1, a[3]), s3);
         // lane l of both halves covers elements 4l..4l+3 of a sub-block: fold to 8 lanes
         const __m256i is8 = _mm256_add_epi32(_mm512_castsi512_si256(is), _mm512_extracti64x4_epi64(is, 1));
         const __m256i pairs = _mm256_cvtepi16_epi32(_mm512_castsi512_si128(ax[c][b]));
-        const __m256i ms8 = _mm256_mullo_epi32(pairs, mins32);  // lane j: m_j * (bsum_2j + bsum_2j+1)
+        // lane j: m_j * (bsum_2j + bsum_2j+1); |pair| <= 2*16*128 fits the low i16, m_j's high i16 is 0
+        const __m256i ms8 = _mm256_madd_epi16(pairs, mins32);
         float da;
         std::memcpy(&da, reinterpret_cast<const unsigned char*>(ax[c] + b) + 16, 4);
         acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is8), _mm256_set1_ps(da * dw), acc[c]);

@@ -9,6 +9,7 @@
 #include "kernels/cpu.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/gemm_internal.h"
+#include "kernels/gemm_k_wide.h"
 #include "kernels/gemm_tiled.h"
 #include "kernels/gemv_internal.h"
 #include "kernels/kernels.h"
@@ -154,6 +155,16 @@ void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& p
       for (int64_t b = b0; b < b1; ++b) bf(task, b * brb, std::min(w.rows, (b + 1) * brb));
     });
     return;
+  }
+
+  // Q4_K / Q5_K / Q6_K prompts: the wide VNNI kernels (gemm_k_wide.h), bit-identical
+  // to the row-block kernels below (so decode's GEMV still matches prefill);
+  // TANDEM_KQUANT_WIDE=0 restores the row-block kernels.
+  if (n_cols > kGemvMaxCols && path == CpuPath::kAvx512 && kquant_wide_enabled()) {
+    if (const GemmWideFn wide = gemm_k_wide_avx512(w.type)) {
+      wide(task, pool);
+      return;
+    }
   }
 
   // 2. Rows split statically across the pool; every y element is computed by
