@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 
 namespace tandem::kernels {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 
 namespace tandem::kernels {

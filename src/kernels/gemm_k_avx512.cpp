@@ -51,6 +51,7 @@
 
 #include "core/env.h"
 #include "kernels/gemm_k_wide.h"
+#include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/thread_pool.h"
 
@@ -75,18 +76,6 @@ TANDEM_TGT inline __m512 join_f(float lo, float hi) {
   return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
 }
 
-// The 12 scale bytes of a Q4_K/Q5_K block (quant_blocks.h layout) as bytes
-// 0-7 = scales, 8-15 = mins.
-TANDEM_TGT inline __m128i unpack_scales(const uint8_t* s) {
-  uint32_t w[3];
-  __builtin_memcpy(w, s, 12);
-  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-  const uint32_t sc_lo = w[0] & m6, mn_lo = w[1] & m6;
-  const uint32_t sc_hi = (w[2] & m4) | (((w[0] >> 6) & m2) << 4);
-  const uint32_t mn_hi = ((w[2] >> 4) & m4) | (((w[1] >> 6) & m2) << 4);
-  return _mm_set_epi32(static_cast<int>(mn_hi), static_cast<int>(mn_lo), static_cast<int>(sc_hi),
-                       static_cast<int>(sc_lo));
-}
 
 // Mins as i16 pairs [m0,m0,m1,m1,..,m7,m7], to meet the 16 bsums in vpmaddwd.
 TANDEM_TGT inline __m256i min_pairs(__m128i scm) {
@@ -138,7 +127,7 @@ TANDEM_TGT inline void unpack_quants(const char* x0, const char* x1, int64_t b, 
     using Blk = std::conditional_t<K == Kind::kQ5, BlockQ5_K, BlockQ4_K>;
     const Blk* b0 = reinterpret_cast<const Blk*>(x0) + b;
     const Blk* b1 = reinterpret_cast<const Blk*>(x1) + b;
-    const __m128i sc0 = unpack_scales(b0->scales), sc1 = unpack_scales(b1->scales);
+    const __m128i sc0 = k4_unpack_scales(b0->scales), sc1 = k4_unpack_scales(b1->scales);
     // lanes 0-7: row r's 8 scales, 8-15: row r2's, as i32 (< 64: low i16 only)
     const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(sc0, sc1));
     const __m512i base = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);

@@ -20,6 +20,7 @@
 
 #include "core/aligned.h"
 #include "kernels/gemv_internal.h"
+#include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 
 namespace tandem::kernels {
@@ -64,18 +65,6 @@ TANDEM_TGT void pack_k(const GemmTask& t, PackedActK& pa) {
   }
 }
 
-// Unpacks the 12 scale bytes (quant_blocks.h layout) into bytes 0-7 = scales,
-// 8-15 = mins.
-TANDEM_TGT inline __m128i unpack_scales(const uint8_t* s) {
-  uint32_t w[3];
-  std::memcpy(w, s, 12);
-  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-  const uint32_t sc_lo = w[0] & m6, mn_lo = w[1] & m6;
-  const uint32_t sc_hi = (w[2] & m4) | (((w[0] >> 6) & m2) << 4);
-  const uint32_t mn_hi = ((w[2] >> 4) & m4) | (((w[1] >> 6) & m2) << 4);
-  return _mm_set_epi32(static_cast<int>(mn_hi), static_cast<int>(mn_lo), static_cast<int>(sc_hi),
-                       static_cast<int>(sc_lo));
-}
 
 template <int NC>
 TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int64_t r1) {
@@ -104,7 +93,7 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ4_K* xb = x + b;
-      const __m128i scm = unpack_scales(xb->scales);
+      const __m128i scm = k4_unpack_scales(xb->scales);
       const __m512i sc32 = _mm512_cvtepu8_epi32(scm);  // lanes 0-7 scales, 8-15 mins
       const __m512i s0 = _mm512_permutexvar_epi32(idx0, sc32), s1 = _mm512_permutexvar_epi32(idx1, sc32);
       const __m512i s2 = _mm512_permutexvar_epi32(idx2, sc32), s3 = _mm512_permutexvar_epi32(idx3, sc32);

@@ -41,19 +41,19 @@ class ThreadPool {
 
   template <typename F>
   void parallel_for_balanced(int64_t n, int64_t grain, F&& fn) {
-    if (n <= 0) return;
-    int index = 0;
-    if (n_threads_ == 1 || n == 1 || inside(&index)) {
-      fn(int64_t{0}, n, index);
-      return;
-    }
-    using Fn = std::remove_reference_t<F>;
-    run(n, [](void* ctx, int64_t b, int64_t e, int t) { (*static_cast<Fn*>(ctx))(b, e, t); },
-        const_cast<void*>(static_cast<const void*>(&fn)), grain < 1 ? 1 : grain);
+    dispatch(n, grain < 1 ? 1 : grain, fn);
   }
 
   template <typename F>
   void parallel_for(int64_t n, F&& fn) {
+    dispatch(n, 0, fn);
+  }
+
+ private:
+  // Runs fn inline for one thread, one item or a nested call; else as a job
+  // (grain as in run()).
+  template <typename F>
+  void dispatch(int64_t n, int64_t grain, F& fn) {
     if (n <= 0) return;
     int index = 0;
     if (n_threads_ == 1 || n == 1 || inside(&index)) {
@@ -62,10 +62,9 @@ class ThreadPool {
     }
     using Fn = std::remove_reference_t<F>;
     run(n, [](void* ctx, int64_t b, int64_t e, int t) { (*static_cast<Fn*>(ctx))(b, e, t); },
-        const_cast<void*>(static_cast<const void*>(&fn)));
+        const_cast<void*>(static_cast<const void*>(&fn)), grain);
   }
 
- private:
   using Thunk = void (*)(void*, int64_t, int64_t, int);
   // grain 0: static ranges, one call per thread; > 0: balanced chunks.
   void run(int64_t n, Thunk thunk, void* ctx, int64_t grain = 0);
