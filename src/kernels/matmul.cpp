@@ -85,14 +85,30 @@ bool tiled_q8_0() {
   return on;
 }
 
-bool tiled_all_cols(DType w) {
+// Single-column Q8_0 products (one sequence decoding) on the VNNI GEMV
+// (gemv_q8_0_avx512.cpp) instead of the tiled GEMV. The tiled GEMV sums each
+// output in the tiled prefill order (so prefill == decode bit for bit), but
+// gathering each block's scale row by row costs it about a third of its time
+// from cache, and from DRAM it falls further behind: single-sequence decode
+// runs 8-56 % faster on the VNNI GEMV (docs/benchmarks.md, session 6). With 2+
+// columns the tiled GEMV is the faster one (1.5-2x at 4 and 8 sequences), so
+// it keeps those. The price: one sequence decoding token by token agrees with
+// its prompt run whole, or with the same tokens decoded beside other
+// sequences, to float rounding (NMSE below 1e-12 on the parity fixtures'
+// self-consistency checks, bound 1e-8) instead of bit for bit.
+// TANDEM_Q8_0_GEMV=0 (read once) restores the tiled GEMV for one column.
+bool q8_0_vnni_decode() {
+  static const bool on = env_switch_on("TANDEM_Q8_0_GEMV");
+  return on;
+}
+
+bool tiled_all_cols(DType w, int n_cols) {
   switch (w) {
     case DType::F32: case DType::F16: case DType::Q4_0: case DType::Q5_0: return true;
-    case DType::Q8_0: return tiled_q8_0();
+    case DType::Q8_0: return tiled_q8_0() && (n_cols > 1 || !q8_0_vnni_decode());
     default: return false;
   }
 }
-
 
 }  // namespace
 
@@ -108,7 +124,7 @@ void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& p
   // weight types, decode included: each output is then summed in one and the
   // same float order whether the prompt runs whole, in micro-batches or token
   // by token (the parity suite's self-consistency, NMSE <= 1e-8, needs it).
-  if (path == CpuPath::kAvx512 && gemm_tiled_enabled() && tiled_all_cols(w.type)) {
+  if (path == CpuPath::kAvx512 && gemm_tiled_enabled() && tiled_all_cols(w.type, n_cols)) {
     if (const GemmTiledFn tiled = n_cols > kGemvMaxCols ? gemm_tiled_avx512(w.type) : gemv_tiled_avx512(w.type)) {
       GemmTask tt;
       tt.w = &w;

@@ -9,8 +9,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "core/fp16.h"
 #include "kernels/gemm_tiled.h"
@@ -144,6 +146,43 @@ TEST(GemvTiled, MatmulDecodeEqualsPrefillForTheTiledSet) {
       matmul(m, x.data() + static_cast<size_t>(c) * K, 1, one.data(), pool);
       ASSERT_EQ(0, std::memcmp(one.data(), whole.data() + static_cast<size_t>(c) * rows, one.size() * sizeof(float)))
           << dtype_name(t) << " column " << c;
+    }
+  }
+}
+
+// Q8_0 (matmul.cpp: q8_0_vnni_decode): one column goes to the VNNI GEMV (the
+// kernel matmul runs with the tiled path off), 2..8 columns to the tiled GEMV,
+// prompts to the tiled GEMM; one column agrees with the tiled order to float
+// rounding only.
+TEST(GemvTiled, Q8_0OneColumnRunsTheVnniGemvMoreColumnsTheTiledOrder) {
+  if (!have_avx512()) GTEST_SKIP() << "no AVX-512 on this machine";
+  if (const char* e = std::getenv("TANDEM_Q8_0_GEMV"); e && std::string(e) == "0") GTEST_SKIP() << "switched off";
+  testing::PathGuard guard;
+  force_cpu_path(CpuPath::kAvx512);
+  ThreadPool pool(2);
+  const int64_t rows = 77, K = 320;
+  const std::vector<unsigned char> q = quantized(DType::Q8_0, rows, K, 7);
+  const Matrix m{DType::Q8_0, q.data(), rows, K, row_bytes(DType::Q8_0, K)};
+  const int n = 12;
+  const std::vector<float> x = randn(static_cast<size_t>(n) * K, 8);
+  std::vector<float> whole(static_cast<size_t>(n) * rows);
+  matmul(m, x.data(), n, whole.data(), pool);
+  const std::vector<float> tiled2 = call(gemv_tiled_avx512(DType::Q8_0), m, x.data(), 2, pool);
+  std::vector<float> two(static_cast<size_t>(2) * rows);
+  matmul(m, x.data(), 2, two.data(), pool);
+  ASSERT_EQ(0, std::memcmp(two.data(), tiled2.data(), two.size() * sizeof(float))) << "2 columns: tiled GEMV";
+  ASSERT_EQ(0, std::memcmp(two.data(), whole.data(), two.size() * sizeof(float))) << "2 columns: prefill order";
+  for (int c = 0; c < n; ++c) {
+    const float* xc = x.data() + static_cast<size_t>(c) * K;
+    std::vector<float> one(static_cast<size_t>(rows)), vnni(static_cast<size_t>(rows));
+    matmul(m, xc, 1, one.data(), pool);
+    set_gemm_tiled_enabled(false);
+    matmul(m, xc, 1, vnni.data(), pool);
+    set_gemm_tiled_enabled(true);
+    ASSERT_EQ(0, std::memcmp(one.data(), vnni.data(), one.size() * sizeof(float))) << "column " << c;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float w = whole[static_cast<size_t>(c) * rows + r];
+      ASSERT_NEAR(one[r], w, 1e-5f * (1.0f + std::fabs(w))) << "column " << c << " row " << r;
     }
   }
 }
