@@ -1,8 +1,5 @@
 // act_fast.h: AVX-512 and AVX2 SiLU-gated products with a polynomial exp.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include "core/env.h"
 #include "kernels/act_fast.h"
 
@@ -33,8 +30,8 @@ constexpr float kC2 = 1.0f / 2, kC3 = 1.0f / 6, kC4 = 1.0f / 24, kC5 = 1.0f / 12
 constexpr float kMaxX512 = 100.0f, kMinX512 = -104.0f;
 constexpr float kMaxX = 88.3f, kMinX = -87.0f, kOverflowX = 88.7228390f;
 
-#define TGT512 __attribute__((target("avx2,fma,avx512f,avx512dq")))
-#define TGT256 __attribute__((target("avx2,fma")))
+#define TGT512 TANDEM_TARGET_AVX512
+#define TGT256 TANDEM_TARGET_AVX2
 
 TGT512 inline __m512 exp512(__m512 x) {
   x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(kMinX512)), _mm512_set1_ps(kMaxX512));

@@ -1,10 +1,7 @@
 // SIMD attention kernels: the same online-softmax loop as the scalar twin
 // (attention.cpp), with F16C/AVX-512 conversions and FMA for q·k and p·v.
 // Internal linkage + target attributes only (no global -m flags).
-#pragma GCC diagnostic ignored "-Wuninitialized"  // GCC 12 false positive in _mm512_reduce_add_ps
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <algorithm>
@@ -17,8 +14,8 @@
 namespace tandem::kernels {
 namespace {
 
-#define TGT2 __attribute__((target("avx2,fma,f16c")))
-#define TGT5 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define TGT2 TANDEM_TARGET_AVX2
+#define TGT5 TANDEM_TARGET_AVX512
 
 TGT2 inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -1,5 +1,6 @@
 // AVX2 + FMA + F16C matmul kernels (see gemm_avx512.cpp for the ODR rule:
 // internal linkage + target attributes, no global -m flags).
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <type_traits>
@@ -12,7 +13,7 @@
 namespace tandem::kernels {
 namespace avx2 {
 
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c")))
+#define TANDEM_TGT TANDEM_TARGET_AVX2
 // u8*s8 pairs into i16 (no saturation: our u8 operands are <= 127 for Q8_0's
 // |w| and <= 63 for the K-quants), then pairs of i16 into i32.
 #define TANDEM_DOT(acc, u, s) \

@@ -3,10 +3,7 @@
 // no AVX-512 code can leak into scalar callers through shared inline code.
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the AVX-512
 // reduce/mask intrinsics as uninitialised (a false positive of the headers).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <type_traits>
@@ -19,7 +16,7 @@
 namespace tandem::kernels {
 namespace avx512 {
 
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512
 #define TANDEM_DOT(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #define TANDEM_DOT16(acc, a, b) _mm256_dpwssd_epi32((acc), (a), (b))
 #include "kernels/gemm_q_simd.inc"

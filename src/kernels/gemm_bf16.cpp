@@ -2,10 +2,7 @@
 // (gemm_bf16.h explains the two layouts). Scalar twin + AVX-512 kernels.
 // GCC 12 reports its own _mm512_undefined_* placeholders inside the AVX-512
 // reduce intrinsics as uninitialised (a false positive of the headers).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include "kernels/gemm_bf16.h"
 
 #include <immintrin.h>
@@ -91,7 +88,7 @@ void rows_scalar(const GemmTask& t, int64_t r0, int64_t r1) {
 }
 
 // ---------------------------------------------------------------- AVX-512
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512_BF16
 
 // acc += pairs of w·x per lane, odd element first (vdpbf16ps, or the same on FMA).
 template <bool kHw>

@@ -37,10 +37,7 @@
 // not depend on the thread count). Inside a block, columns are swept in
 // groups of kColGroup (their Q8_K rows stay in L2 while the block's row pairs
 // stream through), kPairs row pairs at a time sharing each activation load.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <algorithm>
@@ -58,7 +55,7 @@
 namespace tandem::kernels {
 namespace {
 
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512
 
 enum class Kind { kQ4, kQ5, kQ6 };
 

@@ -20,10 +20,7 @@
 //   column group  per sub-block: a s8 [SB/4][6 cols][4], d_a f32[6], -bias*sum i32[6],
 //                 d_a*sum f32[6]
 //   microkernel   32 rows x 6 columns: 12 f32 + 12 i32 accumulators.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <algorithm>
@@ -37,12 +34,13 @@
 #include "kernels/gemm_tiled.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/thread_pool.h"
+#include "kernels/transpose16.h"
 
 namespace tandem::kernels {
 namespace tiled512 {
 namespace {
 
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512
 
 constexpr int kMR = kTiledRows;  // 32
 constexpr int kNRf = 12;         // columns per float tile
@@ -98,37 +96,6 @@ TANDEM_TGT inline __m512 load16f(const void* p, int64_t k) {
   } else {
     const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(p) + k));
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-  }
-}
-
-// In-register transpose of a 16x16 f32 tile: r[i] row i -> r[j] column j.
-TANDEM_TGT inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
-    const __m512d a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
-    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-  }
-  // r[4i + j] now holds, for rows 4i..4i+3, column j (+4m) of each 128-bit lane m.
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const __m512 a = r[8 * i + j], b = r[8 * i + 4 + j];
-      t[8 * i + j] = _mm512_shuffle_f32x4(a, b, 0x88);      // lanes 0,2 of a, 0,2 of b
-      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(a, b, 0xDD);  // lanes 1,3
-    }
-  for (int j = 0; j < 4; ++j) {
-    const __m512 a0 = t[j], a1 = t[4 + j], b0 = t[8 + j], b1 = t[12 + j];
-    r[j] = _mm512_shuffle_f32x4(a0, b0, 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(a0, b0, 0xDD);
-    r[4 + j] = _mm512_shuffle_f32x4(a1, b1, 0x88);
-    r[12 + j] = _mm512_shuffle_f32x4(a1, b1, 0xDD);
   }
 }
 
@@ -579,7 +546,7 @@ static_assert(act_sub_bytes<DType::Q6_K>() % 4 == 0 && act_sub_bytes<DType::Q8_0
 }  // namespace
 }  // namespace tiled512
 
-#define TANDEM_TILED_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define TANDEM_TILED_TGT TANDEM_TARGET_AVX512
 
 namespace {
 TANDEM_TILED_TGT void quant_act_q8_0(DType, const float* x, void* dst, int64_t n) {

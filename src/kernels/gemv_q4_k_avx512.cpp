@@ -10,10 +10,7 @@
 // the super-block's integer sum is converted once. The mins use the
 // pre-summed bsum pairs. Integer parts are exact; the float part repeats
 // the shared 256-bit kernel's operations lane for lane (see rows_k).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <cstring>
@@ -26,7 +23,7 @@
 namespace tandem::kernels {
 namespace {
 
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512
 
 // Per column and super-block (64-byte records, [col][block]):
 //   qs: 4 vectors of 64 activation quants, sub-blocks (0|2), (1|3), (4|6), (5|7)

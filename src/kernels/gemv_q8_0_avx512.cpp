@@ -20,10 +20,7 @@
 // Numerics: the integer dot of every block is exact; per block the float
 // product (d_w·d_a)·dot is the same as the scalar twin's; only the order of
 // the float sums differs (16 lanes, then a tree reduction).
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <cstring>
@@ -35,7 +32,7 @@
 namespace tandem::kernels {
 namespace {
 
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512
 
 // Activation columns repacked for the kernel (per thread, grown, never shrunk).
 // Each array is [col][pair] of 64-byte vectors:

@@ -11,6 +11,7 @@
 // channels per vector, token-major inside a 128-channel block, weights
 // transposed to [W][block] once per block. Same operations in the same order
 // per element, so every path gives the same bits before the SiLU.
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <algorithm>
@@ -91,8 +92,8 @@ void shift_state(const ConvArgs& a, int s, int c0, int c1) {
 // with the add that follows), as in the scalar twin.
 #define TANDEM_OPAQUE(v) asm("" : "+v"(v))
 
-#define TGT512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
-#define TGT256 __attribute__((target("avx2,fma,f16c")))
+#define TGT512 TANDEM_TARGET_AVX512
+#define TGT256 TANDEM_TARGET_AVX2
 
 TGT512 void conv_block512(const ConvArgs& a, int s, int c0, int c1) {
   const int W = a.width, T = a.n_seq_tokens, C = a.channels, n = c1 - c0;

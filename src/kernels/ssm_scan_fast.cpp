@@ -23,10 +23,7 @@
 // The scalar twin is scalar::m2_seq_head (ssm.cpp, no fused multiply-add).
 // g++ 12 reports its own intrinsics' undefined-source idiom (_mm512_undefined_ps)
 // as maybe-uninitialized; act_fast.cpp does the same.
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <algorithm>
@@ -35,12 +32,13 @@
 
 #include "core/env.h"
 #include "kernels/ssm_internal.h"
+#include "kernels/transpose16.h"
 
 namespace tandem::kernels {
 namespace {
 
-#define TGT512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
-#define TGT256 __attribute__((target("avx2,fma,f16c")))
+#define TGT512 TANDEM_TARGET_AVX512
+#define TGT256 TANDEM_TARGET_AVX2
 
 // Scalar fused multiply-add (one rounding), as vfmadd*ss.
 TGT256 inline float fma1(float a, float b, float c) {
@@ -88,32 +86,6 @@ inline void prefetch_token(const Mamba2ScanArgs& a, int s, int t, int h, int g) 
 }
 
 // ---------------------------------------------------------------- AVX-512
-
-// In place: r[k] lane j <- r[j] lane k (16 x 16 floats).
-TGT512 inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  // u[4b + e]: in 128-bit lane L, rows 4b..4b+3 of element 4L + e.
-  for (int b = 0; b < 4; ++b) {
-    u[4 * b + 0] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0x44);
-    u[4 * b + 1] = _mm512_shuffle_ps(t[4 * b], t[4 * b + 2], 0xEE);
-    u[4 * b + 2] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0x44);
-    u[4 * b + 3] = _mm512_shuffle_ps(t[4 * b + 1], t[4 * b + 3], 0xEE);
-  }
-  for (int e = 0; e < 4; ++e) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD);
-    const __m512 v1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
-    r[e] = _mm512_shuffle_f32x4(v0, v1, 0x88);
-    r[8 + e] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
-    r[4 + e] = _mm512_shuffle_f32x4(w0, w1, 0x88);
-    r[12 + e] = _mm512_shuffle_f32x4(w0, w1, 0xDD);
-  }
-}
 
 // TANDEM_SCAN_NT=0 (read once): the one-token out-of-place step writes its
 // state with ordinary stores (A/B runs).

@@ -1,6 +1,7 @@
 // AVX2 and AVX-512 builds of the Mamba2 scan bodies (ssm_scan_body.inc), by
 // target attribute only: internal linkage, so nothing here can be picked by
 // the linker for a scalar caller.
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <algorithm>
 #include <cmath>
 
@@ -9,13 +10,13 @@
 namespace tandem::kernels {
 
 namespace avx2 {
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c")))
+#define TANDEM_TGT TANDEM_TARGET_AVX2
 #include "kernels/ssm_scan_body.inc"
 #undef TANDEM_TGT
 }  // namespace avx2
 
 namespace avx512 {
-#define TANDEM_TGT __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq")))
+#define TANDEM_TGT TANDEM_TARGET_AVX512
 #include "kernels/ssm_scan_body.inc"
 #undef TANDEM_TGT
 }  // namespace avx512
