@@ -3,9 +3,14 @@
 // (its sequence is freed, the server keeps serving), non-streaming clients and
 // clients in the middle of a long prefill that hang up (cancelled, not run to
 // the end), a full queue (503 + Retry-After) and the per-request time limit (408).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <future>
+#include <string>
 #include <thread>
 
 #include "server_process.h"
@@ -118,16 +123,37 @@ TEST(ServerLoad, NonStreamingClientThatHangsUpFreesItsSequence) {
   EXPECT_EQ(ok.status, 200) << ok.raw;
 }
 
-// A raw connection that sends `body` to /v1/completions, waits `ms`, and closes.
-void post_and_hang_up(int port, const std::string& body, int ms) {
-  httplib::Client cli("127.0.0.1", port);
-  cli.set_read_timeout(0, ms * 1000);
-  (void)cli.Post("/v1/completions", body, "application/json");
+// Sends `body` to /v1/completions on a raw connection and closes it once the
+// server has decoded part of the prompt (tandem_prompt_tokens_total above
+// `before`; polled for at most 10 s), so the hang-up lands during the prefill
+// however loaded the machine is. (A fixed delay could run out before a starved
+// server had begun, and then the request would never start.)
+void post_and_hang_up_during_prefill(int port, const std::string& body, double before) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (size_t sent = 0; sent < req.size();) {
+    const ssize_t n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    ASSERT_GT(n, 0) << "send failed";
+    sent += static_cast<size_t>(n);
+  }
+  for (int i = 0; i < 400; ++i) {
+    if (metric(get_json(port, "/metrics").raw, "tandem_prompt_tokens_total") > before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ::close(fd);
 }
 
 TEST(ServerLoad, ClientThatHangsUpDuringPrefillStopsIt) {
   // A ~12000-token prompt in 64-token chunks takes many decode steps (seconds);
-  // each client goes away 300 ms after sending, long before its prompt is done.
+  // each client goes away once the first chunks are decoded, long before its
+  // prompt is done.
   ServerProcess srv({"-m", bundled_model(), "--parallel", "1", "--ctx", "16384", "-t", "1", "--batch", "64"});
   ASSERT_TRUE(srv.ok()) << srv.error();
   std::string prompt;
@@ -138,7 +164,8 @@ TEST(ServerLoad, ClientThatHangsUpDuringPrefillStopsIt) {
   ASSERT_GT(n_prompt, 10000);
   for (const bool stream : {true, false}) {
     const double before = metric(get_json(srv.port(), "/metrics").raw, "tandem_prompt_tokens_total");
-    post_and_hang_up(srv.port(), json{{"prompt", prompt}, {"max_tokens", 4}, {"stream", stream}}.dump(), 300);
+    post_and_hang_up_during_prefill(srv.port(), json{{"prompt", prompt}, {"max_tokens", 4}, {"stream", stream}}.dump(),
+                                    before);
     double busy = -1, processed = -1;
     for (int i = 0; i < 200; ++i) {
       const std::string met = get_json(srv.port(), "/metrics").raw;
