@@ -9,6 +9,15 @@
 
 namespace tandem::tools {
 
+void add_weight_load_flags(CLI::App& app, WeightLoadFlags& f) {
+  CLI::Option* mm = app.add_flag("--mmap", f.mmap, "use the model file through a read-only mapping (no copy, shared page cache)");
+  CLI::Option* nm = app.add_flag("--no-mmap", f.no_mmap,
+                                 "read the model file into memory (huge pages advised): slower load, faster decoding of "
+                                 "large models. Default: read when the file takes at most half the available memory, "
+                                 "else map");
+  mm->excludes(nm);
+}
+
 std::optional<int> parse_args(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);

@@ -8,7 +8,17 @@
 #include <optional>
 #include <string>
 
+#include "tandem/tandem.h"
+
 namespace tandem::tools {
+
+// `--mmap` / `--no-mmap` (mutually exclusive): how the model file is held
+// (tandem::WeightLoad); neither = kAuto.
+struct WeightLoadFlags {
+  bool mmap = false, no_mmap = false;
+  WeightLoad value() const { return mmap ? WeightLoad::kMmap : no_mmap ? WeightLoad::kRead : WeightLoad::kAuto; }
+};
+void add_weight_load_flags(CLI::App& app, WeightLoadFlags& f);
 
 // Parses argv with app. Returns an exit code when the command must stop now
 // (0 after --help, 2 after a parse error, printed as one line

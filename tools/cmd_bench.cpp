@@ -39,6 +39,8 @@
 namespace {
 
 using tandem::tools::fail;
+using tandem::tools::WeightLoadFlags;
+using tandem::tools::add_weight_load_flags;
 using tandem::tools::format_mib;
 using tandem::tools::human_count;
 using tandem::tools::to_mib;
@@ -48,7 +50,7 @@ constexpr const char* kCmd = "tandem bench";
 
 struct Args {
   std::string model;
-  bool no_mmap = false;
+  WeightLoadFlags weights;
   std::vector<int> n_prompt{512}, n_gen{128}, threads{2}, parallel{1};
   int reps = 5, ctx = 0, ubatch = 512;
   std::string kv = "f16", state = "f32";
@@ -166,7 +168,7 @@ tandem::Expected<Result> run_test(const tandem::Model& m, BenchTest& t, int thre
 
 int run(const Args& a) {
   tandem::ModelOptions mo;
-  mo.use_mmap = !a.no_mmap;
+  mo.weights = a.weights.value();
   auto model = tandem::Model::load(a.model, mo);
   if (!model) return fail(kCmd, model.error());
   const tandem::Model& m = **model;
@@ -287,7 +289,7 @@ int run(const Args& a) {
     return 0;
   }
   std::printf("\npeak RSS: %.2f MiB; weights: %.2f MiB (%s), repacked copies: %.2f MiB; kv %s, state %s\n",
-              to_mib(rss), to_mib(weight_bytes), a.no_mmap ? "read into memory, huge pages advised" : "mmap",
+              to_mib(rss), to_mib(weight_bytes), m.weights_in_memory() ? "read into memory, huge pages advised" : "mmap",
               to_mib(repacked_bytes),
               a.kv.c_str(), a.state.c_str());
   // Speculative rows: acceptance, and speed-up over the greedy row just before.
@@ -309,7 +311,7 @@ int run_cmd(int argc, char** argv) {
   CLI::App app{"Prompt and generation throughput (like llama-bench)", kCmd};
   Args a;
   app.add_option("-m,--model", a.model, "GGUF model")->required();
-  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages) instead of mapping it");
+  add_weight_load_flags(app, a.weights);
   app.add_option("-p,--n-prompt", a.n_prompt, "prompt tokens per pp test (comma list; 0 = no pp test)")
       ->delimiter(',')
       ->check(CLI::Range(0, 1 << 20));

@@ -25,12 +25,14 @@
 namespace {
 
 using tandem::tools::fail;
+using tandem::tools::WeightLoadFlags;
+using tandem::tools::add_weight_load_flags;
 using tandem::tools::seconds_since;
 constexpr const char* kCmd = "tandem chat";
 
 struct Args {
   std::string model, system;
-  bool no_mmap = false;
+  WeightLoadFlags weights;
   int n_reply = 256, threads = 0, ctx = 0;
   float temp = 0.8f, top_p = 0.95f, min_p = 0.05f;
   int top_k = 40;
@@ -177,7 +179,7 @@ int run(const Args& a) {
   std::string path = a.model.empty() ? tandem::tools::find_default_model() : a.model;
   if (path.empty()) return fail(kCmd, "no -m MODEL given and the bundled default model was not found");
   tandem::ModelOptions mo;
-  mo.use_mmap = !a.no_mmap;
+  mo.weights = a.weights.value();
   auto model = tandem::Model::load(path, mo);
   if (!model) return fail(kCmd, model.error());
   tandem::ContextOptions co;
@@ -220,7 +222,7 @@ int run_cmd(int argc, char** argv) {
   CLI::App app{"Chat with a model (its chat template; only new tokens are processed each turn)", kCmd};
   Args a;
   app.add_option("-m,--model", a.model, "GGUF model (default: the bundled model)");
-  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages advised) instead of mapping it: slower load, faster decoding of large models");
+  add_weight_load_flags(app, a.weights);
   app.add_option("--system", a.system, "system message");
   app.add_option("-n,--n-predict", a.n_reply, "max tokens per reply")->check(CLI::Range(1, 1 << 20));
   app.add_option("--temp", a.temp, "temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));

@@ -23,11 +23,13 @@
 namespace {
 
 using tandem::tools::fail;
+using tandem::tools::WeightLoadFlags;
+using tandem::tools::add_weight_load_flags;
 constexpr const char* kCmd = "tandem perplexity";
 
 struct Args {
   std::string model, file;
-  bool no_mmap = false;
+  WeightLoadFlags weights;
   int ctx = 512, batch = 512, threads = 0;
   std::string kv = "f16";
 };
@@ -46,7 +48,7 @@ int run(const Args& a) {
   if (!in) return fail(kCmd, "cannot open text file " + a.file);
   const std::string text{std::istreambuf_iterator<char>(in), {}};
   tandem::ModelOptions mo;
-  mo.use_mmap = !a.no_mmap;
+  mo.weights = a.weights.value();
   auto model = tandem::Model::load(a.model, mo);
   if (!model) return fail(kCmd, model.error());
   const tandem::Model& m = **model;
@@ -121,7 +123,7 @@ int run_cmd(int argc, char** argv) {
   CLI::App app{"Perplexity of a text file (like the reference engine's perplexity tool)", kCmd};
   Args a;
   app.add_option("-m,--model", a.model, "GGUF model")->required();
-  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages advised) instead of mapping it: slower load, faster decoding of large models");
+  add_weight_load_flags(app, a.weights);
   app.add_option("-f,--file", a.file, "text file")->required();
   app.add_option("-c,--ctx", a.ctx, "tokens per chunk")->check(CLI::Range(4, 1 << 20));
   app.add_option("-b,--batch", a.batch, "tokens per decode call")->check(CLI::Range(1, 1 << 20));

@@ -28,12 +28,14 @@
 namespace {
 
 using tandem::tools::fail;
+using tandem::tools::WeightLoadFlags;
+using tandem::tools::add_weight_load_flags;
 using tandem::tools::seconds_since;
 constexpr const char* kCmd = "tandem run";
 
 struct Args {
   std::string model, prompt;
-  bool no_mmap = false;
+  WeightLoadFlags weights;
   int n_predict = 128, parallel = 1, threads = 0, ctx = 0, ubatch = 512;
   float temp = 0.8f, top_p = 0.95f, min_p = 0.05f, typical_p = 1.0f;
   float repeat_penalty = 1.0f, freq_penalty = 0.0f, presence_penalty = 0.0f;
@@ -61,7 +63,7 @@ int run(const Args& a) {
                             tandem::tools::kDefaultModelName + " was not found next to the executable or in ./models");
   }
   tandem::ModelOptions mo;
-  mo.use_mmap = !a.no_mmap;
+  mo.weights = a.weights.value();
   auto model = tandem::Model::load(path, mo);
   if (!model) return fail(kCmd, model.error());
   const tandem::Model& m = **model;
@@ -252,7 +254,7 @@ int run_cmd(int argc, char** argv) {
   app.add_flag("--llama2c", a.llama2c,
                "print as llama2.c's run does: no leading space, stop at BOS too, one final newline");
   app.add_flag("--no-echo", a.no_echo, "do not print the prompt");
-  app.add_flag("--no-mmap", a.no_mmap, "read the model into memory (huge pages advised) instead of mapping it: slower load, faster decoding of large models");
+  add_weight_load_flags(app, a.weights);
   app.add_flag("--ignore-eos", a.ignore_eos, "keep generating after end-of-generation tokens");
   auto* g_opt = app.add_option("--grammar", a.grammar_file, "constrain the output to a GBNF grammar file");
   app.add_option("--json-schema", a.schema_file, "constrain the output to a JSON Schema file")->excludes(g_opt);

@@ -239,8 +239,8 @@ int run_serve(int argc, char** argv) {
   int port = 8080;
   size_t max_body = 1 << 20;
   app.add_option("-m,--model", o.model_path, "GGUF model (default: the bundled tiny-hybrid-stories.gguf)");
-  bool no_mmap = false;
-  app.add_flag("--no-mmap", no_mmap, "read the model into memory (huge pages advised) instead of mapping it: slower load, faster decoding of large models");
+  tandem::tools::WeightLoadFlags weights;
+  tandem::tools::add_weight_load_flags(app, weights);
   app.add_option("--host", host, "address to listen on")->capture_default_str();
   app.add_option("--port", port, "TCP port (0: pick a free one)")->capture_default_str()->check(CLI::Range(0, 65535));
   app.add_option("--parallel", o.parallel, "sequences decoded together")->capture_default_str()->check(CLI::Range(1, 256));
@@ -269,7 +269,7 @@ int run_serve(int argc, char** argv) {
   app.add_flag("--no-prefix-cache", no_prefix_cache, "disable prefix reuse across requests");
   if (auto rc = tandem::tools::parse_args(app, argc, argv)) return *rc;
   if (no_prefix_cache) o.cache_mem = 0;
-  o.use_mmap = !no_mmap;
+  o.weights = weights.value();
   o.state_type = state_type == "bf16" ? tandem::StateType::kBF16 : tandem::StateType::kF32;
   if (o.model_path.empty()) {
     o.model_path = tandem::tools::find_default_model();

@@ -99,12 +99,19 @@ struct ChatTurn {
   std::string content;
 };
 
+// How a model file's bytes are held.
+//  kMmap (`--mmap`): a read-only mapping of the file, no copy, sharing the page
+//    cache with other processes.
+//  kRead (`--no-mmap`): the file read into memory advised for transparent huge
+//    pages: a copy of the file and a slower load, but faster decoding of large
+//    models (weights stream through 2 MiB pages: 1b Q8_0 decodes about 1.4x
+//    faster than from the mapping, docs/benchmarks.md).
+//  kAuto (default): kRead when the file takes at most half of the memory
+//    available at load time, else kMmap.
+enum class WeightLoad { kAuto, kMmap, kRead };
+
 struct ModelOptions {
-  // true (default): the weights are used from a read-only mapping of the file
-  // (no copy). false (`--no-mmap`): the file is read into memory advised for
-  // transparent huge pages: a copy of the file and a slower load, but faster
-  // decoding of large models (fewer TLB misses while weights stream).
-  bool use_mmap = true;
+  WeightLoad weights = WeightLoad::kAuto;
 };
 
 class Model {
@@ -134,6 +141,7 @@ class Model {
   std::vector<std::string> tensor_types() const;
   uint64_t n_params() const;
   uint64_t size_bytes() const;     // bytes of tensor data
+  bool weights_in_memory() const;  // the file was read into memory (WeightLoad), not mapped
   // A metadata value rendered as text ("" when absent).
   std::string meta(std::string_view key) const;
 

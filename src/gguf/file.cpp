@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -58,6 +59,24 @@ void* read_file_to_memory(int fd, size_t size, const std::string& path, Status* 
 
 }  // namespace
 
+File::Load File::resolve_load(Load how, size_t file_size, size_t available) {
+  if (how != Load::kAuto) return how;
+  return file_size <= available / 2 ? Load::kRead : Load::kMmap;
+}
+
+size_t File::available_memory() {
+  if (FILE* f = std::fopen("/proc/meminfo", "re")) {
+    char line[256];
+    unsigned long long kib = 0;
+    bool found = false;
+    while (!found && std::fgets(line, sizeof line, f)) found = std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1;
+    std::fclose(f);
+    if (found) return static_cast<size_t>(kib) * 1024;
+  }
+  const long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
+}
+
 Result<std::unique_ptr<File>> File::open(const std::string& path, Load how) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -78,6 +97,7 @@ Result<std::unique_ptr<File>> File::open(const std::string& path, Load how) {
   std::unique_ptr<File> f(new File());
   f->path_ = path;
   f->size_ = static_cast<size_t>(st.st_size);
+  if (how == Load::kAuto) how = resolve_load(how, f->size_, available_memory());
   if (f->size_ > 0 && how == Load::kRead) {
     Status error;
     void* m = read_file_to_memory(fd, f->size_, path, &error);

@@ -136,7 +136,16 @@ class File {
   // memory advised for transparent huge pages (MADV_HUGEPAGE): a copy and a
   // slower load, but weights streamed through 2 MiB pages instead of 4 KiB
   // ones decode up to 1.5x faster on large models (docs/benchmarks.md).
-  enum class Load { kMmap, kRead };
+  // kAuto: kRead when the file takes at most half of the memory available now
+  // (so the copy leaves room for the KV cache, the state and the page cache),
+  // else kMmap.
+  enum class Load { kMmap, kRead, kAuto };
+  // What kAuto becomes for a file of `file_size` bytes with `available` bytes
+  // of memory available (other values are returned as they are).
+  static Load resolve_load(Load how, size_t file_size, size_t available);
+  // Memory available to this process now: MemAvailable from /proc/meminfo,
+  // else free physical pages; 0 when neither can be read.
+  static size_t available_memory();
   // mmap (or read) + full validation. Errors name the path, the byte offset and the problem.
   static Result<std::unique_ptr<File>> open(const std::string& path, Load how = Load::kMmap);
   // Same validation on bytes held in memory (tests, fuzzing); `name` is used in errors.

@@ -90,7 +90,8 @@ bool tiled_q8_0() {
 // output in the tiled prefill order (so prefill == decode bit for bit), but
 // gathering each block's scale row by row costs it about a third of its time
 // from cache, and from DRAM it falls further behind: single-sequence decode
-// runs 8-56 % faster on the VNNI GEMV (docs/benchmarks.md, session 6). With 2+
+// runs 11-26 % faster on the VNNI GEMV (350m / 1b, alternating A/B runs in one
+// session; docs/benchmarks.md, session 6). With 2+
 // columns the tiled GEMV is the faster one (1.5-2x at 4 and 8 sequences), so
 // it keeps those. The price: one sequence decoding token by token agrees with
 // its prompt run whole, or with the same tokens decoded beside other
@@ -120,10 +121,12 @@ void matmul(const Matrix& w, const float* x, int n_cols, float* y, ThreadPool& p
   const GemmRowsFn rows_fn = gemm_for(path, w.type);
 
   // Packed register-tiled kernels that convert the f32 activations themselves
-  // (gemm_tiled.h). When they are on they take EVERY column count of their
+  // (gemm_tiled.h). When they are on they take every column count of their
   // weight types, decode included: each output is then summed in one and the
   // same float order whether the prompt runs whole, in micro-batches or token
   // by token (the parity suite's self-consistency, NMSE <= 1e-8, needs it).
+  // The one exception is Q8_0 with one column, which goes to the VNNI GEMV
+  // below (q8_0_vnni_decode says why and what it costs).
   if (path == CpuPath::kAvx512 && gemm_tiled_enabled() && tiled_all_cols(w.type, n_cols)) {
     if (const GemmTiledFn tiled = n_cols > kGemvMaxCols ? gemm_tiled_avx512(w.type) : gemv_tiled_avx512(w.type)) {
       GemmTask tt;

@@ -93,7 +93,7 @@ Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& opts) {
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<gguf::File> file,
-                          gguf::File::open(path, opts.use_mmap ? gguf::File::Load::kMmap : gguf::File::Load::kRead));
+                          gguf::File::open(path, opts.load));
   return from_file(std::move(file), opts);
 }
 

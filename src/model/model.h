@@ -25,9 +25,10 @@ struct LoadOptions {
   // Refuse tensor types the kernels cannot dequantize (always on today; kept
   // as an option so tools like `inspect` can load metadata-only views later).
   bool check_tensor_types = true;
-  // false: read the file into memory advised for huge pages instead of
-  // mapping it (gguf::File::Load::kRead; `--no-mmap`).
-  bool use_mmap = true;
+  // How the file's bytes are held (gguf::File::Load): by default read into
+  // memory advised for huge pages when the file takes at most half of the
+  // available memory, else mapped. `--mmap` / `--no-mmap` force one.
+  gguf::File::Load load = gguf::File::Load::kAuto;
 };
 
 // What one layer's token mixer is.

@@ -30,7 +30,11 @@ Expected<std::unique_ptr<Model>> Model::load(const std::string& path, const Mode
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   model::LoadOptions lo;
-  lo.use_mmap = opts.use_mmap;
+  switch (opts.weights) {
+    case WeightLoad::kAuto: lo.load = gguf::File::Load::kAuto; break;
+    case WeightLoad::kMmap: lo.load = gguf::File::Load::kMmap; break;
+    case WeightLoad::kRead: lo.load = gguf::File::Load::kRead; break;
+  }
   auto m = model::Model::load(path, lo);
   if (!m) return runtime::to_outcome(m.status());
   impl->model = std::move(m).value();
@@ -82,6 +86,8 @@ uint64_t Model::n_params() const {
   for (const auto& t : impl_->model->file().tensors()) n += static_cast<uint64_t>(t.n_elements());
   return n;
 }
+
+bool Model::weights_in_memory() const { return impl_->model->file().read_into_memory(); }
 
 uint64_t Model::size_bytes() const {
   uint64_t n = 0;

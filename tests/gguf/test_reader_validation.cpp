@@ -428,6 +428,23 @@ TEST(GgufReader, OpenReportsMissingFile) {
   }
 }
 
+// Load::kAuto reads a file into memory only when it takes at most half of the
+// available memory; the explicit choices are kept whatever the sizes.
+TEST(GgufReader, AutoLoadReadsFilesThatTakeAtMostHalfTheAvailableMemory) {
+  constexpr size_t kGiB = size_t{1} << 30;
+  EXPECT_EQ(File::resolve_load(File::Load::kAuto, kGiB, 2 * kGiB), File::Load::kRead);
+  EXPECT_EQ(File::resolve_load(File::Load::kAuto, kGiB + 1, 2 * kGiB), File::Load::kMmap);
+  EXPECT_EQ(File::resolve_load(File::Load::kAuto, 1, 0), File::Load::kMmap);  // memory unknown
+  EXPECT_EQ(File::resolve_load(File::Load::kMmap, 1, 64 * kGiB), File::Load::kMmap);
+  EXPECT_EQ(File::resolve_load(File::Load::kRead, 64 * kGiB, 1), File::Load::kRead);
+  // A fixture of a few hundred KiB on a machine that can run the suite.
+  const size_t avail = File::available_memory();
+  ASSERT_GT(avail, size_t{64} << 20);
+  auto r = File::open(std::string(TANDEM_FIXTURES) + "/models/tiny-granitehybrid-256-q4_k_m.gguf", File::Load::kAuto);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_TRUE((*r)->read_into_memory());
+}
+
 // --no-mmap: the file read into memory holds the same bytes, metadata and
 // tensors as the mapping of it.
 TEST(GgufReader, ReadIntoMemoryEqualsTheMapping) {

@@ -62,15 +62,22 @@ TEST(CliBench, JsonParsesAndFiguresFollowFromRepTimes) {
 }
 
 TEST(CliBench, TableNamesEveryTest) {
-  Out o = tandem_cli("bench -m " + q(kStories) + " -p 16 -n 8 -r 2 --parallel 2 -t " + threads());
+  Out o = tandem_cli("bench -m " + q(kStories) + " -p 16 -n 8 -r 2 --parallel 2 --mmap -t " + threads());
   ASSERT_EQ(o.code, 0) << o.err;
   for (const char* want : {" pp16 |", " tg8 |", " tg8 x2 |", "peak RSS", "t/s", "(mmap)"})
     EXPECT_NE(o.out.find(want), std::string::npos) << want << "\n" << o.out;
-  // --no-mmap: the same tests, the weights said to be read into memory
-  Out r = tandem_cli("bench -m " + q(kStories) + " -p 16 -n 8 -r 1 --no-mmap -t " + threads());
-  ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* want : {" pp16 |", " tg8 |", "read into memory, huge pages advised"})
-    EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
+  // --no-mmap, and the default for a file far smaller than the free memory:
+  // the same tests, the weights said to be read into memory
+  for (const char* flag : {" --no-mmap", ""}) {
+    Out r = tandem_cli("bench -m " + q(kStories) + " -p 16 -n 8 -r 1" + flag + " -t " + threads());
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (const char* want : {" pp16 |", " tg8 |", "read into memory, huge pages advised"})
+      EXPECT_NE(r.out.find(want), std::string::npos) << want << flag << "\n" << r.out;
+  }
+  // the two flags together are refused before anything is loaded
+  Out both = tandem_cli("bench -m " + q(kStories) + " --mmap --no-mmap");
+  EXPECT_EQ(both.code, 2);
+  EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
 }
 
 // --profile: the hybrid model runs attention and Mamba2 layers, so matmuls must

@@ -344,17 +344,20 @@ TEST(ContextRecurrent, MiddleCutRefused) {
   EXPECT_EQ(c->seq_tokens(0), kP0);
 }
 
-// --no-mmap (ModelOptions::use_mmap = false): the same logits, bit for bit,
-// as the mapped file, for a quantized and a float model.
+// --no-mmap (WeightLoad::kRead): the same logits, bit for bit, as the mapped
+// file (--mmap), for a quantized and a float model.
 TEST(ContextModel, ReadIntoMemoryGivesTheSameLogitsAsMmap) {
   for (const char* name : {"tiny-granitehybrid-256-q4_k_m", "tiny-granitehybrid"}) {
     const fs::path p = fs::path(TANDEM_FIXTURES) / "models" / (std::string(name) + ".gguf");
-    tandem::ModelOptions read;
-    read.use_mmap = false;
-    auto mapped = tandem::Model::load(p.string());
+    tandem::ModelOptions read, map;
+    read.weights = tandem::WeightLoad::kRead;
+    map.weights = tandem::WeightLoad::kMmap;
+    auto mapped = tandem::Model::load(p.string(), map);
     auto copied = tandem::Model::load(p.string(), read);
     ASSERT_TRUE(mapped.ok()) << mapped.error();
     ASSERT_TRUE(copied.ok()) << copied.error();
+    EXPECT_FALSE((*mapped)->weights_in_memory());
+    EXPECT_TRUE((*copied)->weights_in_memory());
     auto ca = make_ctx(**mapped);
     auto cb = make_ctx(**copied);
     ASSERT_NE(ca, nullptr);

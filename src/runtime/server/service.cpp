@@ -45,7 +45,7 @@ Outcome Service::load() {
   if (opts_.parallel < 1) return Outcome(Errc::kInvalidArgument, fmt::format("--parallel {} < 1", opts_.parallel));
   if (opts_.queue < 0) return Outcome(Errc::kInvalidArgument, fmt::format("--queue {} < 0", opts_.queue));
   ModelOptions mo;
-  mo.use_mmap = opts_.use_mmap;
+  mo.weights = opts_.weights;
   auto m = Model::load(opts_.model_path, mo);
   if (!m) return m.outcome();
   model_ = std::move(m).value();

@@ -15,7 +15,7 @@ namespace tandem::server {
 
 struct ServerOptions {
   std::string model_path;
-  bool use_mmap = true;     // false: --no-mmap (the file read into memory, huge pages advised)
+  WeightLoad weights = WeightLoad::kAuto;  // --mmap / --no-mmap (tandem.h says what each does)
   std::string model_id;     // name in /v1/models; "" = the file name without .gguf
   int parallel = 4;         // sequences decoded together
   int ctx = 0;              // positions per sequence; 0 = the model's training context
