@@ -13,6 +13,7 @@
 #include "core/fp16.h"
 #include "kernels/gemm_internal.h"
 #include "kernels/gemm_k_wide.h"
+#include "kernels/gemv_internal.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/thread_pool.h"
@@ -169,6 +170,44 @@ TEST(GemmKWide, ManyColumnsAndExtremeBlocks) {
       expect_same_bits(y, run_rows(gemm_rows_avx512(t), p),
                        std::string(dtype_name(t)) + (extreme ? " extreme" : " 600 columns"));
     }
+}
+
+// The decode GEMVs (gemv_internal.h: Q4_K, Q6_K) reproduce the row-block
+// kernels bit for bit for 1..8 columns, on raw random blocks and on the
+// all-extremes blocks, over row ranges that start mid-matrix (matmul hands
+// each thread one contiguous range).
+TEST(GemvK, DecodeGemvBitIdenticalToRowBlockKernels) {
+  if (!has_avx512()) GTEST_SKIP() << "no AVX-512 VNNI path on this machine";
+  int cases = 0;
+  for (DType t : kTypes) {
+    const GemmRowsFn gemv = gemv_rows_avx512(t);
+    if (!gemv) continue;  // Q5_K: no dedicated GEMV
+    for (bool extreme : {false, true})
+      for (int64_t cols : {256, 768, 2048})
+        for (int n_cols = 1; n_cols <= kGemvMaxCols; ++n_cols) {
+          const int64_t rows = 19;
+          const std::vector<unsigned char> wq = raw_weights(t, rows, cols, static_cast<uint32_t>(cols + n_cols), extreme);
+          const std::vector<unsigned char> aq = raw_act(cols, n_cols, static_cast<uint32_t>(3 * n_cols), extreme);
+          Product p{Matrix{t, wq.data(), rows, cols, row_bytes(t, cols)}, {}};
+          p.task.w = &p.w;
+          p.task.act = aq.data();
+          p.task.act_row_bytes = row_bytes(DType::Q8_K, cols);
+          p.task.n_cols = n_cols;
+          const std::string what = std::string(dtype_name(t)) + (extreme ? " extreme" : " random") + " cols " +
+                                   std::to_string(cols) + " n_cols " + std::to_string(n_cols);
+          const std::vector<float> ref = run_rows(gemm_rows_avx512(t), p);
+          expect_same_bits(run_rows(gemv, p), ref, what);
+          // two ranges, split mid-matrix
+          std::vector<float> y(ref.size(), -7.0f);
+          GemmTask task = p.task;
+          task.y = y.data();
+          gemv(task, 0, 7);
+          gemv(task, 7, rows);
+          expect_same_bits(y, ref, what + " split at row 7");
+          ++cases;
+        }
+  }
+  EXPECT_EQ(cases, 2 * 2 * 3 * kGemvMaxCols);  // Q4_K and Q6_K
 }
 
 std::vector<float> matmul_y(const Matrix& w, const std::vector<float>& x, int n_cols, ThreadPool& pool) {
