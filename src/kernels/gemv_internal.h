@@ -15,6 +15,7 @@ inline constexpr int kGemvMaxCols = 8;
 // shared rows kernels of gemm_internal.h are used then).
 GemmRowsFn gemv_rows_avx512(DType w);
 GemmRowsFn gemv_q4_k_avx512();  // gemv_q4_k_avx512.cpp
+GemmRowsFn gemv_q5_k_avx512();  // gemv_q4_k_avx512.cpp
 GemmRowsFn gemv_q6_k_avx512();  // gemv_q6_k_avx512.cpp
 
 }  // namespace tandem::kernels

@@ -1,4 +1,4 @@
-// AVX-512 VNNI Q4_K x Q8_K GEMV for decode (1..8 activation columns).
+// AVX-512 VNNI Q4_K / Q5_K x Q8_K GEMV for decode (1..8 activation columns).
 //
 // Per 256-element super-block (144 weight bytes):
 //   y += d_a·d_w · Σ_j sc_j (q_j · a_j) − d_a·dmin_w · Σ_j m_j (bsum_2j + bsum_2j+1)
@@ -10,12 +10,17 @@
 // the super-block's integer sum is converted once. The mins use the
 // pre-summed bsum pairs. Integer parts are exact; the float part repeats
 // the shared 256-bit kernel's operations lane for lane (see rows_k).
+// Q5_K: the same, each quant's fifth bit (qh byte e, bit s for element e of
+// sub-block s) added as +16 under a byte mask before the dpbusd (|lane| <=
+// 4·31·128 still fits an i16); its scales, mins and float part are Q4_K's.
 #include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "core/aligned.h"
+#include "core/env.h"
 #include "kernels/gemv_internal.h"
 #include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
@@ -63,8 +68,18 @@ TANDEM_TGT void pack_k(const GemmTask& t, PackedActK& pa) {
 }
 
 
-template <int NC>
+// Byte masks for the fifth bits of the 4 quant vectors: vector v holds
+// sub-blocks s0 | s0 + 2 (s0 = 4*(v/2) + v%2), whose bits sit in qh bit s0
+// (low half) and bit s0 + 2 (high half).
+TANDEM_TGT inline __m512i q5_bit_mask(int v) {
+  const int s0 = 4 * (v / 2) + v % 2;
+  return _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << s0)),
+                            _mm256_set1_epi8(static_cast<char>(1 << (s0 + 2))), 1);
+}
+
+template <int NC, bool kQ5>
 TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int64_t r1) {
+  using Block = std::conditional_t<kQ5, BlockQ5_K, BlockQ4_K>;
   const Matrix& w = *t.w;
   const int64_t nb = pa.nb;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -73,6 +88,8 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
   const __m512i idx1 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i idx2 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
   const __m512i idx3 = _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 5, 5, 5, 5, 5, 5, 5, 5);
+  const __m512i sixteen = _mm512_set1_epi8(16);
+  const __m512i hm0 = q5_bit_mask(0), hm1 = q5_bit_mask(1), hm2 = q5_bit_mask(2), hm3 = q5_bit_mask(3);
   const __m512i* aq[NC];
   const __m512i* ax[NC];
   for (int c = 0; c < NC; ++c) {
@@ -80,8 +97,8 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
     ax[c] = pa.aux + static_cast<size_t>(c) * nb;
   }
   for (int64_t r = r0; r < r1; ++r) {
-    const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(static_cast<const char*>(w.data) +
-                                                            static_cast<size_t>(r) * w.row_stride);
+    const Block* x = reinterpret_cast<const Block*>(static_cast<const char*>(w.data) +
+                                                    static_cast<size_t>(r) * w.row_stride);
     // 8-lane float accumulators updated exactly like gemm_q_simd.inc's
     // rows_q45_k (same integers per lane, same fmadd/fnmadd order, same final
     // reduction), so decode gives bit-identical results to the multi-column
@@ -89,20 +106,28 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
     __m256 acc[NC];
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-      const BlockQ4_K* xb = x + b;
+      const Block* xb = x + b;
       const __m128i scm = k4_unpack_scales(xb->scales);
       const __m512i sc32 = _mm512_cvtepu8_epi32(scm);  // lanes 0-7 scales, 8-15 mins
       const __m512i s0 = _mm512_permutexvar_epi32(idx0, sc32), s1 = _mm512_permutexvar_epi32(idx1, sc32);
       const __m512i s2 = _mm512_permutexvar_epi32(idx2, sc32), s3 = _mm512_permutexvar_epi32(idx3, sc32);
       const __m256i mins32 = _mm512_extracti64x4_epi64(sc32, 1);  // m_0..m_7 as i32
       const __m512i q0 = _mm512_loadu_si512(xb->qs), q1 = _mm512_loadu_si512(xb->qs + 64);
-      const __m512i lo0 = _mm512_and_si512(q0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-      const __m512i lo1 = _mm512_and_si512(q1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+      __m512i lo0 = _mm512_and_si512(q0, m4), hi0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+      __m512i lo1 = _mm512_and_si512(q1, m4), hi1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+      if constexpr (kQ5) {
+        // the 32 qh bytes in both halves: byte e carries element e of every sub-block
+        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb->qh)));
+        lo0 = _mm512_mask_add_epi8(lo0, _mm512_test_epi8_mask(h, hm0), lo0, sixteen);
+        hi0 = _mm512_mask_add_epi8(hi0, _mm512_test_epi8_mask(h, hm1), hi0, sixteen);
+        lo1 = _mm512_mask_add_epi8(lo1, _mm512_test_epi8_mask(h, hm2), lo1, sixteen);
+        hi1 = _mm512_mask_add_epi8(hi1, _mm512_test_epi8_mask(h, hm3), hi1, sixteen);
+      }
       const float dw = _cvtsh_ss(xb->d), dmw = _cvtsh_ss(xb->dmin);
       for (int c = 0; c < NC; ++c) {
         const __m512i* a = aq[c] + 4 * b;
         const __m512i z = _mm512_setzero_si512();
-        // |dpbusd lane| <= 4*15*128 fits an i16 and the scales' high i16 is 0, so
+        // |dpbusd lane| <= 4*31*128 fits an i16 and the scales' high i16 is 0, so
         // vpdpwssd adds lane * scale exactly (what vpmulld + vpaddd computed)
         __m512i is = _mm512_dpwssd_epi32(z, _mm512_dpbusd_epi32(z, lo0, a[0]), s0);
         is = _mm512_dpwssd_epi32(is, _mm512_dpbusd_epi32(z, hi0, a[1]), s1);
@@ -128,18 +153,19 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
   }
 }
 
-TANDEM_TGT void gemv_q4_k(const GemmTask& t, int64_t r0, int64_t r1) {
+template <bool kQ5>
+TANDEM_TGT void gemv_k(const GemmTask& t, int64_t r0, int64_t r1) {
   thread_local PackedActK pa;
   pack_k(t, pa);
   switch (t.n_cols) {
-    case 1: rows_k<1>(t, pa, r0, r1); break;
-    case 2: rows_k<2>(t, pa, r0, r1); break;
-    case 3: rows_k<3>(t, pa, r0, r1); break;
-    case 4: rows_k<4>(t, pa, r0, r1); break;
-    case 5: rows_k<5>(t, pa, r0, r1); break;
-    case 6: rows_k<6>(t, pa, r0, r1); break;
-    case 7: rows_k<7>(t, pa, r0, r1); break;
-    case 8: rows_k<8>(t, pa, r0, r1); break;
+    case 1: rows_k<1, kQ5>(t, pa, r0, r1); break;
+    case 2: rows_k<2, kQ5>(t, pa, r0, r1); break;
+    case 3: rows_k<3, kQ5>(t, pa, r0, r1); break;
+    case 4: rows_k<4, kQ5>(t, pa, r0, r1); break;
+    case 5: rows_k<5, kQ5>(t, pa, r0, r1); break;
+    case 6: rows_k<6, kQ5>(t, pa, r0, r1); break;
+    case 7: rows_k<7, kQ5>(t, pa, r0, r1); break;
+    case 8: rows_k<8, kQ5>(t, pa, r0, r1); break;
     default: break;
   }
 }
@@ -147,6 +173,12 @@ TANDEM_TGT void gemv_q4_k(const GemmTask& t, int64_t r0, int64_t r1) {
 #undef TANDEM_TGT
 }  // namespace
 
-GemmRowsFn gemv_q4_k_avx512() { return gemv_q4_k; }
+GemmRowsFn gemv_q4_k_avx512() { return gemv_k<false>; }
+// TANDEM_Q5_K_GEMV=0 (read once): Q5_K decode back on the row-block kernel
+// (same bits, for A/B runs).
+GemmRowsFn gemv_q5_k_avx512() {
+  static const bool on = env_switch_on("TANDEM_Q5_K_GEMV");
+  return on ? gemv_k<true> : nullptr;
+}
 
 }  // namespace tandem::kernels

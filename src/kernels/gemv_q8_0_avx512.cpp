@@ -152,6 +152,7 @@ GemmRowsFn gemv_rows_avx512(DType w) {
   switch (w) {
     case DType::Q8_0: return gemv_q8_0;
     case DType::Q4_K: return gemv_q4_k_avx512();
+    case DType::Q5_K: return gemv_q5_k_avx512();
     case DType::Q6_K: return gemv_q6_k_avx512();
     default: return nullptr;
   }

@@ -172,7 +172,7 @@ TEST(GemmKWide, ManyColumnsAndExtremeBlocks) {
     }
 }
 
-// The decode GEMVs (gemv_internal.h: Q4_K, Q6_K) reproduce the row-block
+// The decode GEMVs (gemv_internal.h: Q4_K, Q5_K, Q6_K) reproduce the row-block
 // kernels bit for bit for 1..8 columns, on raw random blocks and on the
 // all-extremes blocks, over row ranges that start mid-matrix (matmul hands
 // each thread one contiguous range).
@@ -181,7 +181,7 @@ TEST(GemvK, DecodeGemvBitIdenticalToRowBlockKernels) {
   int cases = 0;
   for (DType t : kTypes) {
     const GemmRowsFn gemv = gemv_rows_avx512(t);
-    if (!gemv) continue;  // Q5_K: no dedicated GEMV
+    ASSERT_NE(gemv, nullptr) << dtype_name(t);
     for (bool extreme : {false, true})
       for (int64_t cols : {256, 768, 2048})
         for (int n_cols = 1; n_cols <= kGemvMaxCols; ++n_cols) {
@@ -207,7 +207,7 @@ TEST(GemvK, DecodeGemvBitIdenticalToRowBlockKernels) {
           ++cases;
         }
   }
-  EXPECT_EQ(cases, 2 * 2 * 3 * kGemvMaxCols);  // Q4_K and Q6_K
+  EXPECT_EQ(cases, 3 * 2 * 3 * kGemvMaxCols);
 }
 
 std::vector<float> matmul_y(const Matrix& w, const std::vector<float>& x, int n_cols, ThreadPool& pool) {
