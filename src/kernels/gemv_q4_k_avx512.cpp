@@ -13,15 +13,13 @@
 // Q5_K: the same, each quant's fifth bit (qh byte e, bit s for element e of
 // sub-block s) added as +16 under a byte mask before the dpbusd (|lane| <=
 // 4·31·128 still fits an i16); its scales, mins and float part are Q4_K's.
-#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
-#include <immintrin.h>
+#include "kernels/gemv_avx512.h"  // first: target attributes, GCC 12 warning workaround
 
 #include <cstring>
 #include <type_traits>
 
 #include "core/aligned.h"
 #include "core/env.h"
-#include "kernels/gemv_internal.h"
 #include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 
@@ -144,12 +142,7 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
         acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms8), _mm256_set1_ps(da * dmw), acc[c]);
       }
     }
-    for (int c = 0; c < NC; ++c) {
-      __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[c]), _mm256_extractf128_ps(acc[c], 1));
-      v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-      v = _mm_add_ss(v, _mm_movehdup_ps(v));
-      t.y[static_cast<size_t>(c) * w.rows + r] = _mm_cvtss_f32(v);
-    }
+    for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = gemv512::hsum8(acc[c]);
   }
 }
 
@@ -157,17 +150,7 @@ template <bool kQ5>
 TANDEM_TGT void gemv_k(const GemmTask& t, int64_t r0, int64_t r1) {
   thread_local PackedActK pa;
   pack_k(t, pa);
-  switch (t.n_cols) {
-    case 1: rows_k<1, kQ5>(t, pa, r0, r1); break;
-    case 2: rows_k<2, kQ5>(t, pa, r0, r1); break;
-    case 3: rows_k<3, kQ5>(t, pa, r0, r1); break;
-    case 4: rows_k<4, kQ5>(t, pa, r0, r1); break;
-    case 5: rows_k<5, kQ5>(t, pa, r0, r1); break;
-    case 6: rows_k<6, kQ5>(t, pa, r0, r1); break;
-    case 7: rows_k<7, kQ5>(t, pa, r0, r1); break;
-    case 8: rows_k<8, kQ5>(t, pa, r0, r1); break;
-    default: break;
-  }
+  gemv512::with_cols(t.n_cols, [&](auto nc) { rows_k<decltype(nc)::value, kQ5>(t, pa, r0, r1); });
 }
 
 #undef TANDEM_TGT

@@ -18,14 +18,12 @@
 // exact whatever their order, and the float part repeats rows_q6_k's
 // operations lane for lane, so results equal the row-block kernel (and the
 // wide prefill kernel) bit for bit: prefill and decode of a model agree.
-#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
-#include <immintrin.h>
+#include "kernels/gemv_avx512.h"  // first: target attributes, GCC 12 warning workaround
 
 #include <cstring>
 
 #include "core/aligned.h"
 #include "core/env.h"
-#include "kernels/gemv_internal.h"
 #include "kernels/quant_blocks.h"
 
 namespace tandem::kernels {
@@ -119,29 +117,14 @@ TANDEM_TGT void rows_q6(const GemmTask& t, const PackedActQ6& pa, int64_t r0, in
         acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is8), _mm256_set1_ps(dw * da), acc[c]);
       }
     }
-    for (int c = 0; c < NC; ++c) {
-      __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[c]), _mm256_extractf128_ps(acc[c], 1));
-      v = _mm_add_ps(v, _mm_movehl_ps(v, v));
-      v = _mm_add_ss(v, _mm_movehdup_ps(v));
-      t.y[static_cast<size_t>(c) * w.rows + r] = _mm_cvtss_f32(v);
-    }
+    for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = gemv512::hsum8(acc[c]);
   }
 }
 
 TANDEM_TGT void gemv_q6_k(const GemmTask& t, int64_t r0, int64_t r1) {
   thread_local PackedActQ6 pa;
   pack_q6(t, pa);
-  switch (t.n_cols) {
-    case 1: rows_q6<1>(t, pa, r0, r1); break;
-    case 2: rows_q6<2>(t, pa, r0, r1); break;
-    case 3: rows_q6<3>(t, pa, r0, r1); break;
-    case 4: rows_q6<4>(t, pa, r0, r1); break;
-    case 5: rows_q6<5>(t, pa, r0, r1); break;
-    case 6: rows_q6<6>(t, pa, r0, r1); break;
-    case 7: rows_q6<7>(t, pa, r0, r1); break;
-    case 8: rows_q6<8>(t, pa, r0, r1); break;
-    default: break;  // gemv_rows_avx512 only hands out 1..8 columns
-  }
+  gemv512::with_cols(t.n_cols, [&](auto nc) { rows_q6<decltype(nc)::value>(t, pa, r0, r1); });
 }
 
 #undef TANDEM_TGT

@@ -20,13 +20,11 @@
 // Numerics: the integer dot of every block is exact; per block the float
 // product (d_w·d_a)·dot is the same as the scalar twin's; only the order of
 // the float sums differs (16 lanes, then a tree reduction).
-#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
-#include <immintrin.h>
+#include "kernels/gemv_avx512.h"  // first: target attributes, GCC 12 warning workaround
 
 #include <cstring>
 
 #include "core/aligned.h"
-#include "kernels/gemv_internal.h"
 #include "kernels/quant_blocks.h"
 
 namespace tandem::kernels {
@@ -132,17 +130,7 @@ TANDEM_TGT void rows(const GemmTask& t, const PackedAct& pa, int64_t r0, int64_t
 TANDEM_TGT void gemv_q8_0(const GemmTask& t, int64_t r0, int64_t r1) {
   thread_local PackedAct pa;
   pack(t, pa);
-  switch (t.n_cols) {
-    case 1: rows<1>(t, pa, r0, r1); break;
-    case 2: rows<2>(t, pa, r0, r1); break;
-    case 3: rows<3>(t, pa, r0, r1); break;
-    case 4: rows<4>(t, pa, r0, r1); break;
-    case 5: rows<5>(t, pa, r0, r1); break;
-    case 6: rows<6>(t, pa, r0, r1); break;
-    case 7: rows<7>(t, pa, r0, r1); break;
-    case 8: rows<8>(t, pa, r0, r1); break;
-    default: break;  // gemv_rows_avx512 only hands out 1..8 columns
-  }
+  gemv512::with_cols(t.n_cols, [&](auto nc) { rows<decltype(nc)::value>(t, pa, r0, r1); });
 }
 
 #undef TANDEM_TGT
