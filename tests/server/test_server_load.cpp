@@ -123,6 +123,18 @@ TEST(ServerLoad, NonStreamingClientThatHangsUpFreesItsSequence) {
   EXPECT_EQ(ok.status, 200) << ok.raw;
 }
 
+// The /metrics text, the GET retried while it fails (on a starved machine a
+// request can miss httplib's default timeouts, and a missing metric would read
+// as -1); "" when the server has not answered for 30 s.
+std::string metrics_text(int port) {
+  for (int i = 0; i < 300; ++i) {
+    const JsonReply r = get_json(port, "/metrics");
+    if (r.status == 200) return r.raw;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
+
 // Sends `body` to /v1/completions on a raw connection and closes it once the
 // server has decoded part of the prompt (tandem_prompt_tokens_total above
 // `before`; polled for at most 10 s), so the hang-up lands during the prefill
@@ -144,7 +156,7 @@ void post_and_hang_up_during_prefill(int port, const std::string& body, double b
     sent += static_cast<size_t>(n);
   }
   for (int i = 0; i < 400; ++i) {
-    if (metric(get_json(port, "/metrics").raw, "tandem_prompt_tokens_total") > before) break;
+    if (metric(metrics_text(port), "tandem_prompt_tokens_total") > before) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   ::close(fd);
@@ -163,19 +175,20 @@ TEST(ServerLoad, ClientThatHangsUpDuringPrefillStopsIt) {
   const double n_prompt = static_cast<double>(toks.body["tokens"].size());
   ASSERT_GT(n_prompt, 10000);
   for (const bool stream : {true, false}) {
-    const double before = metric(get_json(srv.port(), "/metrics").raw, "tandem_prompt_tokens_total");
+    const double before = metric(metrics_text(srv.port()), "tandem_prompt_tokens_total");
+    ASSERT_GE(before, 0) << "no /metrics answer";
     post_and_hang_up_during_prefill(srv.port(), json{{"prompt", prompt}, {"max_tokens", 4}, {"stream", stream}}.dump(),
                                     before);
     double busy = -1, processed = -1;
     for (int i = 0; i < 200; ++i) {
-      const std::string met = get_json(srv.port(), "/metrics").raw;
+      const std::string met = metrics_text(srv.port());
       busy = metric(met, "tandem_sequences_busy");
       processed = metric(met, "tandem_prompt_tokens_total") - before;
       if (busy == 0) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
     EXPECT_EQ(busy, 0) << (stream ? "streaming" : "non-streaming") << ": the sequence is still busy";
-    EXPECT_GT(processed, 0) << "the request never started";
+    EXPECT_GT(processed, 0) << (stream ? "streaming" : "non-streaming") << ": the request never started";
     EXPECT_LT(processed, n_prompt) << (stream ? "streaming" : "non-streaming")
                                    << ": the whole prompt was processed for a client that had gone";
   }
