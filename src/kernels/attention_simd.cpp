@@ -10,19 +10,13 @@
 
 #include "core/fp16.h"
 #include "kernels/attention_internal.h"
+#include "kernels/hsum.h"
 
 namespace tandem::kernels {
 namespace {
 
 #define TGT2 TANDEM_TARGET_AVX2
 #define TGT5 TANDEM_TARGET_AVX512
-
-TGT2 inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // ---- AVX2: 8 lanes, scalar tail
 template <bool kF16>
@@ -34,7 +28,7 @@ TGT2 inline float dot2(const float* q, const void* k, int n) {
                            : _mm256_loadu_ps(static_cast<const float*>(k) + i);
     acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv, acc);
   }
-  float s = hsum256(acc);
+  float s = hsum8_ps(acc);
   for (; i < n; ++i) s += q[i] * (kF16 ? _cvtsh_ss(static_cast<const uint16_t*>(k)[i]) : static_cast<const float*>(k)[i]);
   return s;
 }

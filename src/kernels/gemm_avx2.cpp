@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/hsum.h"
 #include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 
@@ -71,7 +72,7 @@ TANDEM_TGT void tile_f(const GemmTask& t, int64_t r, int c0) {
   }
   for (int i = 0; i < RT; ++i)
     for (int j = 0; j < CT; ++j) {
-      float s = hsum8(acc[i][j]);
+      float s = hsum8_ps(acc[i][j]);
       for (int64_t kk = k; kk < K; ++kk) s += load1<T>(wr[i], kk) * load1<T>(xa[j], kk);
       t.y[static_cast<size_t>(c0 + j) * w.rows + r + i] = s;
     }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/gemm_internal.h"
+#include "kernels/hsum.h"
 #include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 

@@ -29,7 +29,7 @@
 // that kernel's operations per lane: acc = fmadd(cvt(is), da*dw, acc), then for
 // Q4_K/Q5_K acc = fnmadd(cvt(msum), da*dmin, acc) with msum = bsums x min
 // pairs (vpmaddwd, as there); da*dw is one f32 multiply per lane like the
-// scalar product there, and each half ends with the same hsum8. So every
+// scalar product there, and each half ends with the same hsum8_ps (kernels/hsum.h). So every
 // output has the row-block kernel's bits.
 //
 // Work split: fixed row blocks of kRowBlock rows across the pool (each y
@@ -48,6 +48,7 @@
 
 #include "core/env.h"
 #include "kernels/gemm_k_wide.h"
+#include "kernels/hsum.h"
 #include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
 #include "kernels/thread_pool.h"
@@ -224,14 +225,6 @@ TANDEM_TGT inline void sweep(const unsigned char* act, size_t arb, int64_t b, in
   }
 }
 
-// gemm_q_simd.inc's hsum8, on one 256-bit half.
-TANDEM_TGT inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // Rows r..r+2P-1 (clamped to r_end - 1: a duplicated row is computed but not
 // stored; lanes never mix, so pairing does not change any output) x columns
 // c0..c0+nc-1.
@@ -257,8 +250,8 @@ TANDEM_TGT void row_group(const GemmTask& t, int64_t r, int64_t r_end, int c0, i
     float* y = t.y + static_cast<size_t>(c0 + c) * w.rows;
     for (int q = 0; q < P; ++q) {
       const __m512 v = acc[c * P + q];
-      if (r + 2 * q < r_end) y[r + 2 * q] = hsum8(_mm512_castps512_ps256(v));
-      if (r + 2 * q + 1 < r_end) y[r + 2 * q + 1] = hsum8(_mm512_extractf32x8_ps(v, 1));
+      if (r + 2 * q < r_end) y[r + 2 * q] = hsum8_ps(_mm512_castps512_ps256(v));
+      if (r + 2 * q + 1 < r_end) y[r + 2 * q + 1] = hsum8_ps(_mm512_extractf32x8_ps(v, 1));
     }
   }
 }

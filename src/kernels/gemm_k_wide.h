@@ -6,7 +6,7 @@
 // is [n_cols] rows of Q8_K blocks). Every output is BIT-IDENTICAL to the
 // row-block kernels of gemm_q_simd.inc (rows_q45_k / rows_q6_k): the same
 // integer in each of the 8 lanes per super-block, the same f32 fmadd/fnmadd
-// sequence per lane, the same final hsum8. The decode GEMV
+// sequence per lane, the same final hsum8_ps. The decode GEMV
 // (gemv_q4_k_avx512.cpp) matches those kernels too, so whole-prompt and
 // token-by-token runs of a model keep agreeing bit for bit.
 #include "kernels/gemm_internal.h"

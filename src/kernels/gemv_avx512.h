@@ -1,24 +1,16 @@
 #pragma once
 // Pieces shared by the AVX-512 decode GEMVs (gemv_q8_0 / gemv_q4_k /
-// gemv_q6_k _avx512.cpp). Kernel .cpp files only: it includes simd_target.h.
+// gemv_q6_k _avx512.cpp), with kernels/hsum.h, the row sum they share with the
+// row-block kernels. Kernel .cpp files only: it includes simd_target.h.
 #include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 #include <type_traits>
 
 #include "kernels/gemv_internal.h"
+#include "kernels/hsum.h"
 
 namespace tandem::kernels::gemv512 {
-
-// Sum of 8 float lanes in the order of gemm_q_simd.inc's hsum8 (halves, then
-// pairs, then the last two), which the K-quant GEMVs must repeat to give the
-// row-block kernels' bits.
-TANDEM_TARGET_AVX512 inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // fn(std::integral_constant<int, NC>{}) with NC = n_cols, for 1..kGemvMaxCols
 // (gemv_rows_avx512 hands out no other count): each GEMV's rows<NC> are

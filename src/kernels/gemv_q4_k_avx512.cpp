@@ -142,7 +142,7 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
         acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms8), _mm256_set1_ps(da * dmw), acc[c]);
       }
     }
-    for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = gemv512::hsum8(acc[c]);
+    for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = hsum8_ps(acc[c]);
   }
 }
 

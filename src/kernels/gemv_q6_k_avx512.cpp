@@ -117,7 +117,7 @@ TANDEM_TGT void rows_q6(const GemmTask& t, const PackedActQ6& pa, int64_t r0, in
         acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is8), _mm256_set1_ps(dw * da), acc[c]);
       }
     }
-    for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = gemv512::hsum8(acc[c]);
+    for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = hsum8_ps(acc[c]);
   }
 }
 
