@@ -104,8 +104,8 @@ struct ChatTurn {
 //    cache with other processes.
 //  kRead (`--no-mmap`): the file read into memory advised for transparent huge
 //    pages: a copy of the file and a slower load, but faster decoding of large
-//    models (weights stream through 2 MiB pages: 1b Q8_0 decodes about 1.4x
-//    faster than from the mapping, docs/benchmarks.md).
+//    models (weights stream through 2 MiB pages: 1b Q8_0 decoded 1.2-1.6x
+//    faster than from the mapping in session 7, docs/benchmarks.md).
 //  kAuto (default): kRead when the file takes at most half of the memory
 //    available at load time, else kMmap.
 enum class WeightLoad { kAuto, kMmap, kRead };
