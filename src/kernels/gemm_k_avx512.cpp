@@ -125,7 +125,7 @@ TANDEM_TGT inline void unpack_quants(const char* x0, const char* x1, int64_t b, 
     using Blk = std::conditional_t<K == Kind::kQ5, BlockQ5_K, BlockQ4_K>;
     const Blk* b0 = reinterpret_cast<const Blk*>(x0) + b;
     const Blk* b1 = reinterpret_cast<const Blk*>(x1) + b;
-    const __m128i sc0 = k4_unpack_scales(b0->scales), sc1 = k4_unpack_scales(b1->scales);
+    const __m128i sc0 = k4_unpack_scales(b0), sc1 = k4_unpack_scales(b1);
     // lanes 0-7: row r's 8 scales, 8-15: row r2's, as i32 (< 64: low i16 only)
     const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(sc0, sc1));
     const __m512i base = _mm512_set_epi32(8, 8, 8, 8, 8, 8, 8, 8, 0, 0, 0, 0, 0, 0, 0, 0);

@@ -30,7 +30,8 @@ namespace {
 
 // Per column and super-block (64-byte records, [col][block]):
 //   qs: 4 vectors of 64 activation quants, sub-blocks (0|2), (1|3), (4|6), (5|7)
-//   aux: bytes 0-15 = bsum pairs (8 × i16), bytes 16-19 = d_a (f32)
+//   aux: bytes 0-31 = bsum pairs (8 × i32, sign-extended once here rather
+//        than per row), bytes 32-35 = d_a (f32)
 struct PackedActK {
   int64_t nb = 0;
   AlignedBuffer buf;
@@ -56,11 +57,11 @@ TANDEM_TGT void pack_k(const GemmTask& t, PackedActK& pa) {
         std::memcpy(q + 64 * v, a[b].qs + 32 * s0, 32);
         std::memcpy(q + 64 * v + 32, a[b].qs + 32 * (s0 + 2), 32);
       }
-      int16_t pairs[8];
-      for (int j = 0; j < 8; ++j) pairs[j] = static_cast<int16_t>(a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+      int32_t pairs[8];
+      for (int j = 0; j < 8; ++j) pairs[j] = a[b].bsums[2 * j] + a[b].bsums[2 * j + 1];
       unsigned char* aux = reinterpret_cast<unsigned char*>(pa.aux + i);
-      std::memcpy(aux, pairs, 16);
-      std::memcpy(aux + 16, &a[b].d, 4);
+      std::memcpy(aux, pairs, 32);
+      std::memcpy(aux + 32, &a[b].d, 4);
     }
   }
 }
@@ -105,7 +106,7 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const Block* xb = x + b;
-      const __m128i scm = k4_unpack_scales(xb->scales);
+      const __m128i scm = k4_unpack_scales(xb);
       const __m512i sc32 = _mm512_cvtepu8_epi32(scm);  // lanes 0-7 scales, 8-15 mins
       const __m512i s0 = _mm512_permutexvar_epi32(idx0, sc32), s1 = _mm512_permutexvar_epi32(idx1, sc32);
       const __m512i s2 = _mm512_permutexvar_epi32(idx2, sc32), s3 = _mm512_permutexvar_epi32(idx3, sc32);
@@ -121,7 +122,10 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
         lo1 = _mm512_mask_add_epi8(lo1, _mm512_test_epi8_mask(h, hm2), lo1, sixteen);
         hi1 = _mm512_mask_add_epi8(hi1, _mm512_test_epi8_mask(h, hm3), hi1, sixteen);
       }
-      const float dw = _cvtsh_ss(xb->d), dmw = _cvtsh_ss(xb->dmin);
+      // [d_w, dmin_w] x 4 from the block's first 4 bytes: one conversion for both
+      int32_t dd_bits;
+      std::memcpy(&dd_bits, xb, 4);
+      const __m256 ddw = _mm256_cvtph_ps(_mm_set1_epi32(dd_bits));
       for (int c = 0; c < NC; ++c) {
         const __m512i* a = aq[c] + 4 * b;
         const __m512i z = _mm512_setzero_si512();
@@ -133,13 +137,13 @@ TANDEM_TGT void rows_k(const GemmTask& t, const PackedActK& pa, int64_t r0, int6
         is = _mm512_dpwssd_epi32(is, _mm512_dpbusd_epi32(z, hi1, a[3]), s3);
         // lane l of both halves covers elements 4l..4l+3 of a sub-block: fold to 8 lanes
         const __m256i is8 = _mm256_add_epi32(_mm512_castsi512_si256(is), _mm512_extracti64x4_epi64(is, 1));
-        const __m256i pairs = _mm256_cvtepi16_epi32(_mm512_castsi512_si128(ax[c][b]));
+        const __m256i pairs = _mm512_castsi512_si256(ax[c][b]);
         // lane j: m_j * (bsum_2j + bsum_2j+1); |pair| <= 2*16*128 fits the low i16, m_j's high i16 is 0
         const __m256i ms8 = _mm256_madd_epi16(pairs, mins32);
-        float da;
-        std::memcpy(&da, reinterpret_cast<const unsigned char*>(ax[c] + b) + 16, 4);
-        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is8), _mm256_set1_ps(da * dw), acc[c]);
-        acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms8), _mm256_set1_ps(da * dmw), acc[c]);
+        // [d_w·d_a, dmin_w·d_a] x 4: the same products the scalar form rounded
+        const __m256 dd = _mm256_mul_ps(ddw, _mm256_broadcast_ss(reinterpret_cast<const float*>(ax[c] + b) + 8));
+        acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is8), _mm256_moveldup_ps(dd), acc[c]);
+        acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(ms8), _mm256_movehdup_ps(dd), acc[c]);
       }
     }
     for (int c = 0; c < NC; ++c) t.y[static_cast<size_t>(c) * w.rows + r] = hsum8_ps(acc[c]);

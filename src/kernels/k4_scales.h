@@ -1,24 +1,29 @@
 #pragma once
 // The 12 scale bytes of a Q4_K / Q5_K block (layout: quant_blocks.h) as one
 // SSE register: bytes 0-7 = the 6-bit scales, bytes 8-15 = the 6-bit mins of
-// sub-blocks 0..7. Plain integer code and SSE2 (x86-64 baseline), so every
-// SIMD kernel may inline it whatever its target.
-#include <emmintrin.h>
-
-#include <cstdint>
-#include <cstring>
+// sub-blocks 0..7. AVX2 target, so the SIMD kernels (AVX2 and AVX-512) may
+// inline it; the scalar twins unpack on their own (quant_k.cpp).
+#include <immintrin.h>
 
 namespace tandem::kernels {
 
-inline __m128i k4_unpack_scales(const uint8_t* s) {
-  uint32_t w[3];
-  std::memcpy(w, s, 12);
-  const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
-  const uint32_t sc_lo = w[0] & m6, mn_lo = w[1] & m6;
-  const uint32_t sc_hi = (w[2] & m4) | (((w[0] >> 6) & m2) << 4);
-  const uint32_t mn_hi = ((w[2] >> 4) & m4) | (((w[1] >> 6) & m2) << 4);
-  return _mm_set_epi32(static_cast<int>(mn_hi), static_cast<int>(mn_lo), static_cast<int>(sc_hi),
-                       static_cast<int>(sc_lo));
+// block: the start of a BlockQ4_K or BlockQ5_K. Its first 16 bytes, as 32-bit
+// lanes, are [d|dmin, w0, w1, w2] with w the scale bytes:
+//   scales 0-3 = w0 & 0x3f..,                 mins 0-3 = w1 & 0x3f..
+//   scales 4-7 = (w2 & 0x0f..) | ((w0 >> 6) & 3) << 4 per byte
+//   mins   4-7 = ((w2 >> 4) & 0x0f..) | ((w1 >> 6) & 3) << 4 per byte
+// Vector operations only: the general-register form (four 32-bit values
+// inserted lane by lane) held the decode GEMV to 3/4 of its speed (session 8,
+// bench_kernels Gemv/q4_k 44 -> 55 GB/s).
+__attribute__((target("avx2"))) inline __m128i k4_unpack_scales(const void* block) {
+  const __m128i head = _mm_loadu_si128(static_cast<const __m128i*>(block));
+  const __m128i y = _mm_shuffle_epi32(head, 0xED);  // [w0, w2, w1, w2]
+  const __m128i z = _mm_shuffle_epi32(head, 0xA5);  // [w0, w0, w1, w1]
+  const __m128i lo = _mm_and_si128(_mm_srlv_epi32(y, _mm_set_epi32(4, 0, 0, 0)),
+                                   _mm_set_epi32(0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f));
+  // bits 6-7 of each byte moved to bits 4-5 of the same byte
+  const __m128i hi = _mm_and_si128(_mm_srli_epi32(z, 2), _mm_set_epi32(0x30303030, 0, 0x30303030, 0));
+  return _mm_or_si128(lo, hi);
 }
 
 }  // namespace tandem::kernels
