@@ -7,8 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tandem/tandem.h"
@@ -69,6 +71,19 @@ inline double metric(const std::string& text, const std::string& name) {
     at += name.size();
   }
   return -1;
+}
+
+// The /metrics text, the GET retried while it fails: on a starved machine a
+// request can miss httplib's default timeouts, and a missing metric would read
+// as -1. "" when the server has not answered for 30 s. (A test that asserts
+// /metrics answers promptly calls get_json itself.)
+inline std::string metrics_text(int port) {
+  for (int i = 0; i < 300; ++i) {
+    const JsonReply r = get_json(port, "/metrics");
+    if (r.status == 200) return r.raw;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
 }
 
 // A streaming POST: every `data:` payload in order. `stop_after` > 0 aborts

@@ -47,7 +47,7 @@ TEST(ServerCache, MultiTurnChatProcessesOnlyTheNewTokens) {
                          "What is the moral of the story?"};
   constexpr int kTurns = static_cast<int>(std::size(users));
   json messages = json::array({{{"role", "system"}, {"content", "You are a storyteller."}}});
-  double processed_before = metric(get_json(srv.port(), "/metrics").raw, "tandem_prompt_tokens_total");
+  double processed_before = metric(metrics_text(srv.port()), "tandem_prompt_tokens_total");
   for (int turn = 0; turn < kTurns; ++turn) {
     // What the previous turns already put through the model: the conversation
     // up to the last assistant reply, rendered with the model's template.
@@ -70,7 +70,7 @@ TEST(ServerCache, MultiTurnChatProcessesOnlyTheNewTokens) {
     ASSERT_EQ(r.status, 200) << r.raw;
     ASSERT_EQ(prompt_of(r), static_cast<int>(prompt.size())) << "prompt tokens = tokenize(format_chat(...))";
     const int processed = prompt_of(r) - cached_of(r);
-    const double processed_now = metric(get_json(srv.port(), "/metrics").raw, "tandem_prompt_tokens_total");
+    const double processed_now = metric(metrics_text(srv.port()), "tandem_prompt_tokens_total");
     EXPECT_EQ(processed_now - processed_before, processed) << "turn " << turn << ": /metrics disagrees with usage";
     processed_before = processed_now;
     std::printf("turn %d: prompt %d tokens, cached %d, processed %d, new %d\n", turn, prompt_of(r), cached_of(r),
@@ -82,10 +82,10 @@ TEST(ServerCache, MultiTurnChatProcessesOnlyTheNewTokens) {
     messages.push_back({{"role", "assistant"}, {"content", r.body["choices"][0]["message"]["content"]}});
     // The user reads the answer: meanwhile the server encodes the reply as the
     // template renders it (the next turn's prefix) and frees the sequence.
-    for (int i = 0; i < 400 && metric(get_json(srv.port(), "/metrics").raw, "tandem_sequences_busy") != 0; ++i)
+    for (int i = 0; i < 400 && metric(metrics_text(srv.port()), "tandem_sequences_busy") != 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
-  const std::string met = get_json(srv.port(), "/metrics").raw;
+  const std::string met = metrics_text(srv.port());
   EXPECT_GT(metric(met, "tandem_next_turn_tokens_total"), 0);
   EXPECT_GE(metric(met, "tandem_prefix_cache_hits_total"), 3);
   EXPECT_GT(metric(met, "tandem_prefix_cache_snapshots"), 0);
@@ -127,13 +127,13 @@ TEST(ServerCache, GreedyOutputsEqualWithAndWithoutTheCache) {
     ServerProcess srv({"-m", bundled_model(), "--parallel", "2", "--ctx", "512", "-t", "2", "--snapshot-every", "8"});
     ASSERT_TRUE(srv.ok()) << srv.error();
     with = run_workload(srv.port());
-    EXPECT_GE(metric(get_json(srv.port(), "/metrics").raw, "tandem_prefix_cache_hits_total"), 4);
+    EXPECT_GE(metric(metrics_text(srv.port()), "tandem_prefix_cache_hits_total"), 4);
   }
   {
     ServerProcess srv({"-m", bundled_model(), "--parallel", "2", "--ctx", "512", "-t", "2", "--no-prefix-cache"});
     ASSERT_TRUE(srv.ok()) << srv.error();
     without = run_workload(srv.port());
-    EXPECT_EQ(metric(get_json(srv.port(), "/metrics").raw, "tandem_prefix_cache_enabled"), 0);
+    EXPECT_EQ(metric(metrics_text(srv.port()), "tandem_prefix_cache_enabled"), 0);
   }
   ASSERT_EQ(with.size(), without.size());
   for (size_t i = 0; i < with.size(); ++i) {
@@ -210,10 +210,10 @@ TEST(ServerCache, TinyBudgetEvictsWithoutBreakingRunningRequests) {
   // The last response can reach the client a moment before the server has
   // released its sequence (and handed the prefix to the cache): wait, up to
   // 10 s, for the server to go idle before reading the figures.
-  std::string met = get_json(srv.port(), "/metrics").raw;
+  std::string met = metrics_text(srv.port());
   for (int i = 0; i < 100 && metric(met, "tandem_sequences_busy") != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    met = get_json(srv.port(), "/metrics").raw;
+    met = metrics_text(srv.port());
   }
   EXPECT_GT(metric(met, "tandem_prefix_cache_snapshots_evicted_total"), 0);
   EXPECT_LE(metric(met, "tandem_prefix_cache_snapshots"), 2);

@@ -43,10 +43,10 @@ TEST(ServerLoad, SixteenClientsOnFourSequencesMatchSingleRuns) {
     EXPECT_EQ(r.body["choices"][0]["text"], ref.text) << "client " << i;
     EXPECT_EQ(r.body["usage"]["completion_tokens"], ref.tokens.size()) << "client " << i;
   }
-  auto met = get_json(srv.port(), "/metrics");
-  EXPECT_EQ(metric(met.raw, "tandem_requests_active"), 0);
-  EXPECT_EQ(metric(met.raw, "tandem_sequences_busy"), 0);
-  EXPECT_GE(metric(met.raw, "tandem_generated_tokens_total"), 16 * 12);
+  const std::string met = metrics_text(srv.port());
+  EXPECT_EQ(metric(met, "tandem_requests_active"), 0);
+  EXPECT_EQ(metric(met, "tandem_sequences_busy"), 0);
+  EXPECT_GE(metric(met, "tandem_generated_tokens_total"), 16 * 12);
 }
 
 TEST(ServerLoad, AbortedStreamFreesItsSequence) {
@@ -66,12 +66,12 @@ TEST(ServerLoad, AbortedStreamFreesItsSequence) {
   // prompt's snapshot), never the aborted sequence's.
   double busy = -1, slots = -1, cells = -1, cached_cells = -2, generated = -1;
   for (int i = 0; i < 200; ++i) {
-    auto met = get_json(srv.port(), "/metrics");
-    busy = metric(met.raw, "tandem_sequences_busy");
-    slots = metric(met.raw, "tandem_recurrent_slots_used");
-    cells = metric(met.raw, "tandem_kv_cells_used");
-    cached_cells = metric(met.raw, "tandem_prefix_cache_cells");
-    generated = metric(met.raw, "tandem_generated_tokens_total");
+    const std::string met = metrics_text(srv.port());
+    busy = metric(met, "tandem_sequences_busy");
+    slots = metric(met, "tandem_recurrent_slots_used");
+    cells = metric(met, "tandem_kv_cells_used");
+    cached_cells = metric(met, "tandem_prefix_cache_cells");
+    generated = metric(met, "tandem_generated_tokens_total");
     if (busy == 0 && slots == 0 && cells == cached_cells) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -109,7 +109,7 @@ TEST(ServerLoad, NonStreamingClientThatHangsUpFreesItsSequence) {
   double busy = -1, gone = 0;
   std::string met;
   for (int i = 0; i < 200; ++i) {
-    met = get_json(srv.port(), "/metrics").raw;
+    met = metrics_text(srv.port());
     busy = metric(met, "tandem_sequences_busy");
     gone = met.find("tandem_requests_total{status=\"499\"} 1") != std::string::npos;
     if (busy == 0 && gone) break;
@@ -121,18 +121,6 @@ TEST(ServerLoad, NonStreamingClientThatHangsUpFreesItsSequence) {
   // The only sequence is free again: a new request is served at once.
   auto ok = post_json(srv.port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}});
   EXPECT_EQ(ok.status, 200) << ok.raw;
-}
-
-// The /metrics text, the GET retried while it fails (on a starved machine a
-// request can miss httplib's default timeouts, and a missing metric would read
-// as -1); "" when the server has not answered for 30 s.
-std::string metrics_text(int port) {
-  for (int i = 0; i < 300; ++i) {
-    const JsonReply r = get_json(port, "/metrics");
-    if (r.status == 200) return r.raw;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return "";
 }
 
 // Sends `body` to /v1/completions on a raw connection and closes it once the
@@ -211,7 +199,7 @@ TEST(ServerLoad, FullQueueGets503AndTimeLimitGets408) {
   });
   // Wait until it holds the sequence.
   for (int i = 0; i < 200; ++i) {
-    if (metric(get_json(srv.port(), "/metrics").raw, "tandem_sequences_busy") == 1) break;
+    if (metric(metrics_text(srv.port()), "tandem_sequences_busy") == 1) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   auto r = post_json(srv.port(), "/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}});

@@ -156,10 +156,10 @@ TEST(ServerOverload, EveryConnectionGetsAnAnswerAndTheServerKeepsServing) {
   ServerProcess srv({"-m", bundled_model(), "--parallel", "1", "--queue", "1", "--ctx", "4096", "-t", "1",
                      "--timeout", "4"});
   ASSERT_TRUE(srv.ok()) << srv.error();
-  const int workers = static_cast<int>(metric(get_json(srv.port(), "/metrics").raw, "tandem_http_workers"));
+  const int workers = static_cast<int>(metric(metrics_text(srv.port()), "tandem_http_workers"));
   EXPECT_EQ(workers, 6);  // parallel + queue + 4
   // (503s before the burst: /health polls while the model loaded.)
-  const double base503 = labelled_metric(get_json(srv.port(), "/metrics").raw, "tandem_requests_total{status=\"503\"}");
+  const double base503 = labelled_metric(metrics_text(srv.port()), "tandem_requests_total{status=\"503\"}");
 
   constexpr int kClients = 64;
   const std::string body = json{{"prompt", "Once upon a time"},
@@ -251,7 +251,7 @@ TEST(ServerOverload, EveryConnectionGetsAnAnswerAndTheServerKeepsServing) {
   } while (Clock::now() < until);
   EXPECT_EQ(after.status, 200) << after.raw;
   EXPECT_TRUE(srv.alive());
-  const std::string met2 = get_json(srv.port(), "/metrics").raw;
+  const std::string met2 = metrics_text(srv.port());
   EXPECT_EQ(metric(met2, "tandem_sequences_busy"), 0);
   EXPECT_EQ(metric(met2, "tandem_http_connections_waiting"), 0);
 }
