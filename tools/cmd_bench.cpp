@@ -36,7 +36,7 @@
 #include "core/profiler.h"
 #include "tandem/tandem.h"
 
-namespace {
+namespace cmd_bench {
 
 using tandem::tools::fail;
 using tandem::tools::WeightLoadFlags;
@@ -339,4 +339,4 @@ int run_cmd(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("bench", "prompt / generation throughput, like llama-bench", run_cmd);
 
-}  // namespace
+}  // namespace cmd_bench

@@ -22,7 +22,7 @@
 #include "command.h"
 #include "tandem/tandem.h"
 
-namespace {
+namespace cmd_chat {
 
 using tandem::tools::fail;
 using tandem::tools::WeightLoadFlags;
@@ -239,4 +239,4 @@ int run_cmd(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("chat", "interactive chat with /save, /load, /reset", run_cmd);
 
-}  // namespace
+}  // namespace cmd_chat

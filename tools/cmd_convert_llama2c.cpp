@@ -5,7 +5,7 @@
 #include "command.h"
 #include "model/tools/llama2c.h"
 
-namespace {
+namespace cmd_convert_llama2c {
 
 int run_convert_llama2c(int argc, char** argv) {
   CLI::App app{"Convert a llama2.c checkpoint (legacy or v1 f32) and its tokenizer.bin to GGUF"};
@@ -30,4 +30,4 @@ int run_convert_llama2c(int argc, char** argv) {
 tandem::tools::CommandRegistration reg("convert-llama2c", "convert a llama2.c checkpoint to GGUF",
                                        run_convert_llama2c);
 
-}  // namespace
+}  // namespace cmd_convert_llama2c

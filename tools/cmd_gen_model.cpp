@@ -8,7 +8,7 @@
 #include "model/tools/gen_model.h"
 #include "model/tools/quantize.h"
 
-namespace {
+namespace cmd_gen_model {
 
 int run_gen_model(int argc, char** argv) {
   CLI::App app{"Write a model with random weights and the exact layout of a released checkpoint"};
@@ -41,4 +41,4 @@ int run_gen_model(int argc, char** argv) {
 tandem::tools::CommandRegistration reg("gen-model", "write a random-weight model with a real layout",
                                        run_gen_model);
 
-}  // namespace
+}  // namespace cmd_gen_model

@@ -15,7 +15,7 @@
 #include "gguf/gguf.h"
 #include "model/inspect_layers.h"
 
-namespace {
+namespace cmd_inspect {
 
 using tandem::gguf::File;
 using tandem::gguf::Value;
@@ -195,4 +195,4 @@ int run_inspect(int argc, char** argv) {
 tandem::tools::CommandRegistration reg("inspect", "show the metadata and tensors of a GGUF file",
                                        run_inspect);
 
-}  // namespace
+}  // namespace cmd_inspect

@@ -20,7 +20,7 @@
 #include "command.h"
 #include "tandem/tandem.h"
 
-namespace {
+namespace cmd_perplexity {
 
 using tandem::tools::fail;
 using tandem::tools::WeightLoadFlags;
@@ -135,4 +135,4 @@ int run_cmd(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("perplexity", "perplexity of a text file, in chunks", run_cmd);
 
-}  // namespace
+}  // namespace cmd_perplexity

@@ -8,7 +8,7 @@
 #include "model/tools/quantize.h"
 #include "tandem/tandem.h"
 
-namespace {
+namespace cmd_quantize {
 
 int run_quantize(int argc, char** argv) {
   CLI::App app{"Quantize (or convert) the weight matrices of a GGUF model"};
@@ -47,4 +47,4 @@ int run_quantize(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("quantize", "quantize a GGUF model's weights", run_quantize);
 
-}  // namespace
+}  // namespace cmd_quantize

@@ -12,7 +12,7 @@
 #include "runtime/replay.h"
 #include "tandem/tandem.h"
 
-namespace {
+namespace cmd_replay {
 
 int run_replay(int argc, char** argv) {
   CLI::App app{"Replay a golden manifest (reference logits) and compare", "tandem replay"};
@@ -54,4 +54,4 @@ int run_replay(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("replay", "replay a golden manifest and compare logits", run_replay);
 
-}  // namespace
+}  // namespace cmd_replay

@@ -25,7 +25,7 @@
 #include "runtime/grammar/load.h"
 #include "tandem/tandem.h"
 
-namespace {
+namespace cmd_run {
 
 using tandem::tools::fail;
 using tandem::tools::WeightLoadFlags;
@@ -267,4 +267,4 @@ int run_cmd(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("run", "generate text after a prompt (default: the bundled model)", run_cmd);
 
-}  // namespace
+}  // namespace cmd_run

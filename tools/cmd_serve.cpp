@@ -35,7 +35,7 @@
 #include "runtime/server/connection_pool.h"
 #include "runtime/server/service.h"
 
-namespace {
+namespace cmd_serve {
 
 using tandem::server::ConnectionPool;
 using tandem::server::EventSource;
@@ -372,4 +372,4 @@ int run_serve(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("serve", "OpenAI-compatible HTTP server with continuous batching", run_serve);
 
-}  // namespace
+}  // namespace cmd_serve

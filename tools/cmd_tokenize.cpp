@@ -12,7 +12,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
-namespace {
+namespace cmd_tokenize {
 
 int fail(const std::string& msg) {
   std::fprintf(stderr, "tandem tokenize: error: %s\n", msg.c_str());
@@ -71,4 +71,4 @@ int run_tokenize(int argc, char** argv) {
 
 tandem::tools::CommandRegistration reg("tokenize", "tokenize text with a model's vocabulary", run_tokenize);
 
-}  // namespace
+}  // namespace cmd_tokenize

@@ -3,10 +3,10 @@
 
 #include "command.h"
 
-namespace {
+namespace cmd_version {
 int run_version(int, char**) {
   std::printf("tandem 0.1.0 (C++20, built %s)\n", __DATE__);
   return 0;
 }
 tandem::tools::CommandRegistration reg("version", "print the version", run_version);
-}  // namespace
+}  // namespace cmd_version
