@@ -12,11 +12,9 @@ namespace tandem::server {
 
 using json = nlohmann::json;
 
-namespace {
+std::string dump_response(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// Generated text may hold bytes that are not UTF-8 (byte-fallback tokens):
-// replace them instead of failing the response.
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+namespace {
 
 json bytes_of(const std::string& s) {
   json a = json::array();
@@ -83,7 +81,7 @@ class SseStream final : public EventSource {
         json c = header(meta_, true);
         c["choices"] = json::array({{{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}},
                                      {"logprobs", nullptr}, {"finish_reason", nullptr}}});
-        out += "data: " + dump(c) + "\n\n";
+        out += "data: " + dump_response(c) + "\n\n";
       }
       return Pull::kData;
     }
@@ -114,14 +112,14 @@ class SseStream final : public EventSource {
       choice["finish_reason"] = cu.finish_reason.empty() ? json(nullptr) : json(cu.finish_reason);
       json c = header(meta_, true);
       c["choices"] = json::array({choice});
-      out += "data: " + dump(c) + "\n\n";
+      out += "data: " + dump_response(c) + "\n\n";
     }
     if (u.done) {
       // Usage in a last chunk with no choices (as OpenAI's include_usage does).
       json c = header(meta_, true);
       c["choices"] = json::array();
       c["usage"] = usage_json(u.prompt_tokens, u.completion_tokens, u.cached_tokens);
-      out += "data: " + dump(c) + "\n\n";
+      out += "data: " + dump_response(c) + "\n\n";
       out += "data: [DONE]\n\n";
       finished_ = true;
     }
@@ -154,7 +152,7 @@ class SseStream final : public EventSource {
     if (!t.content.empty()) delta["content"] = t.content;
     json c = header(meta_, true);
     c["choices"] = json::array({{{"index", cu.index}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", nullptr}}});
-    out += "data: " + dump(c) + "\n\n";
+    out += "data: " + dump_response(c) + "\n\n";
     cu.finish_reason = "tool_calls";
   }
 
@@ -186,7 +184,7 @@ std::string format_final(const ResponseMeta& m, const std::vector<ChoiceResult>&
   }
   r["choices"] = arr;
   r["usage"] = usage_json(prompt_tokens, completion_tokens, cached_tokens);
-  return dump(r);
+  return dump_response(r);
 }
 
 std::shared_ptr<EventSource> make_event_stream(std::shared_ptr<Ticket> ticket, ResponseMeta meta, const Model& model) {

@@ -7,11 +7,17 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "runtime/server/api.h"
 #include "runtime/server/scheduler.h"
 #include "tandem/tandem.h"
 
 namespace tandem::server {
+
+// JSON text of a response body. Generated text may hold bytes that are not
+// UTF-8 (byte-fallback tokens): they are replaced instead of failing the response.
+std::string dump_response(const nlohmann::json& j);
 
 struct ResponseMeta {
   std::string id;      // "cmpl-..." / "chatcmpl-..."

@@ -21,8 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
-
 ApiError not_ready() { return {503, "the model is still loading", "server_error", "loading", ""}; }
 
 }  // namespace
@@ -334,7 +332,7 @@ HttpResponse Service::tokenize(const HttpRequest& req) {
     else
       out.push_back(t);
   }
-  return HttpResponse::json(200, dump(json{{"tokens", out}}));
+  return HttpResponse::json(200, dump_response(json{{"tokens", out}}));
 }
 
 HttpResponse Service::detokenize(const HttpRequest& req) {
@@ -355,14 +353,14 @@ HttpResponse Service::detokenize(const HttpRequest& req) {
           fmt::format("'tokens[{}]' = {} is outside the vocabulary [0, {})", i, id, model_->n_vocab()), "invalid_value", "tokens"));
     toks.push_back(static_cast<int32_t>(id));
   }
-  return HttpResponse::json(200, dump(json{{"content", model_->detokenize(toks)}}));
+  return HttpResponse::json(200, dump_response(json{{"content", model_->detokenize(toks)}}));
 }
 
 HttpResponse Service::models() const {
   json m = {{"id", model_id_}, {"object", "model"}, {"created", created_}, {"owned_by", "tandem"},
             {"meta", {{"arch", model_->arch()}, {"n_vocab", model_->n_vocab()}, {"n_ctx", ctx_per_seq_},
                       {"n_params", model_->n_params()}, {"parallel", opts_.parallel}}}};
-  return HttpResponse::json(200, dump(json{{"object", "list"}, {"data", json::array({m})}}));
+  return HttpResponse::json(200, dump_response(json{{"object", "list"}, {"data", json::array({m})}}));
 }
 
 HttpResponse Service::metrics_text() const {
