@@ -1,7 +1,9 @@
 #pragma once
 // Subcommands of the `tandem` executable register themselves here: each
-// tools/cmd_<name>.cpp defines one `static CommandRegistration` so adding a
-// command never touches main.cpp.
+// tools/cmd_<name>.cpp defines one CommandRegistration object so adding a
+// command never touches main.cpp. The executable is a unity build
+// (tools/CMakeLists.txt): the files share translation units, so each keeps its
+// helpers and its registration in `namespace cmd_<name>`, not an anonymous one.
 #include <functional>
 #include <string>
 #include <vector>

@@ -2,7 +2,7 @@
 // The 12 scale bytes of a Q4_K / Q5_K block (layout: quant_blocks.h) as one
 // SSE register: bytes 0-7 = the 6-bit scales, bytes 8-15 = the 6-bit mins of
 // sub-blocks 0..7. AVX2 target, so the SIMD kernels (AVX2 and AVX-512) may
-// inline it; the scalar twins unpack on their own (quant_k.cpp).
+// inline it; the scalar twins unpack with k4_scale_min (quant_blocks.h).
 #include <immintrin.h>
 
 namespace tandem::kernels {
