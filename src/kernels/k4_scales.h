@@ -3,6 +3,8 @@
 // SSE register: bytes 0-7 = the 6-bit scales, bytes 8-15 = the 6-bit mins of
 // sub-blocks 0..7. AVX2 target, so the SIMD kernels (AVX2 and AVX-512) may
 // inline it; the scalar twins unpack with k4_scale_min (quant_blocks.h).
+// Kernel .cpp files only (it includes simd_target.h).
+#include "kernels/simd_target.h"  // first: target attributes, GCC 12 warning workaround
 #include <immintrin.h>
 
 namespace tandem::kernels {
@@ -15,7 +17,7 @@ namespace tandem::kernels {
 // Vector operations only: the general-register form (four 32-bit values
 // inserted lane by lane) held the decode GEMV to 3/4 of its speed (session 8,
 // bench_kernels Gemv/q4_k 44 -> 55 GB/s).
-__attribute__((target("avx2"))) inline __m128i k4_unpack_scales(const void* block) {
+TANDEM_TARGET_AVX2 inline __m128i k4_unpack_scales(const void* block) {
   const __m128i head = _mm_loadu_si128(static_cast<const __m128i*>(block));
   const __m128i y = _mm_shuffle_epi32(head, 0xED);  // [w0, w2, w1, w2]
   const __m128i z = _mm_shuffle_epi32(head, 0xA5);  // [w0, w0, w1, w1]
