@@ -33,6 +33,7 @@ using tandem::reltest::ServeChild;
 using tandem::test::get_json;
 using tandem::test::json;
 using tandem::test::metric;
+using tandem::test::metrics_text;
 using tandem::test::post_json;
 using tandem::test::post_sse;
 using Clock = std::chrono::steady_clock;
@@ -211,7 +212,7 @@ TEST(ServerFaults, SixtyFourStreamingClientsUnderLoad) {
   // Everything is released once the clients are gone.
   double busy = -1;
   for (int i = 0; i < 200 && busy != 0; ++i) {
-    busy = metric(get_json(s.port(), "/metrics").raw, "tandem_sequences_busy");
+    busy = metric(metrics_text(s.port()), "tandem_sequences_busy");
     if (busy != 0) std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   EXPECT_EQ(busy, 0);
@@ -353,9 +354,9 @@ TEST(ServerFaults, KillNineThenRestartOnTheSamePort) {
   ServeChild again(kExe, {"-m", kTiny, "--parallel", "2", "--ctx", "128", "-t", "1"}, port);
   ASSERT_TRUE(again.ready()) << again.stderr_text();
   EXPECT_EQ(again.port(), port);
-  auto met = get_json(port, "/metrics");
-  EXPECT_EQ(metric(met.raw, "tandem_sequences_busy"), 0);
-  EXPECT_EQ(metric(met.raw, "tandem_generated_tokens_total"), 0);
+  const std::string met = metrics_text(port);
+  EXPECT_EQ(metric(met, "tandem_sequences_busy"), 0);
+  EXPECT_EQ(metric(met, "tandem_generated_tokens_total"), 0);
   auto r = post_json(port, "/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 4}});
   EXPECT_EQ(r.status, 200) << r.raw;
 }
