@@ -44,5 +44,11 @@ function(tandem_test name)
   # largest compile cost (sanitizer build: 702 -> 460 CPU s for all tests).
   # What the tests exercise, the libraries, keeps its build's level.
   target_compile_options(${name} PRIVATE -O0)
+  # Unity batches of 4 files (TANDEM_UNITY): the files of an area share their
+  # headers' parsing and their gtest / json / std instantiations. So a test file's
+  # file-local names must not clash with another's in its area: helpers used by
+  # two files live once in the area's shared header (test_util.h, proc.h, ...).
+  # Files with their own compile options (tests/grammar) build on their own.
+  set_target_properties(${name} PROPERTIES UNITY_BUILD ${TANDEM_UNITY} UNITY_BUILD_BATCH_SIZE 4)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
 endfunction()

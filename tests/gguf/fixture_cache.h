@@ -3,9 +3,12 @@
 // test program; parsing the big vocabularies dominates run time under sanitizers.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf.h"
 
@@ -21,6 +24,15 @@ inline const File* fixture(const std::string& rel) {
   EXPECT_TRUE(r.is_ok()) << r.status().message();
   if (!r.is_ok()) return nullptr;
   return cache.emplace(rel, std::move(r).value()).first->second.get();
+}
+
+// The bytes of a file (empty, and a test failure, when it is missing).
+inline std::vector<uint8_t> slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << "missing file " << path;
+  std::vector<uint8_t> out(std::filesystem::exists(path) ? std::filesystem::file_size(path) : 0);
+  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
+  return out;
 }
 
 }  // namespace tandem::gguf::testing

@@ -22,13 +22,7 @@ const std::string kFixtures = TANDEM_FIXTURES;
 
 const File* open_or_die(const std::string& rel) { return testing::fixture(rel); }
 
-std::vector<uint8_t> slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << "missing fixture " << path;
-  std::vector<uint8_t> out(fs::exists(path) ? fs::file_size(path) : 0);
-  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
-  return out;
-}
+using testing::slurp;
 
 std::vector<fs::path> gguf_files(const std::string& dir) {
   std::vector<fs::path> out;

@@ -34,12 +34,7 @@ class TempDir {
   fs::path path_;
 };
 
-std::vector<uint8_t> slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<uint8_t> out(fs::file_size(path));
-  in.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(out.size()));
-  return out;
-}
+using testing::slurp;
 
 Writer every_type_writer() {
   Writer w;

@@ -18,11 +18,7 @@ namespace tandem::kernels {
 namespace {
 using testing::randn;
 
-bool have_avx512() {
-  for (CpuPath p : available_cpu_paths())
-    if (p == CpuPath::kAvx512) return true;
-  return false;
-}
+using testing::have_avx512;
 
 struct Weights {
   std::vector<unsigned char> q;

@@ -25,11 +25,7 @@ namespace tandem::kernels {
 namespace {
 using testing::randn;
 
-bool have_avx512() {
-  for (CpuPath p : available_cpu_paths())
-    if (p == CpuPath::kAvx512) return true;
-  return false;
-}
+using testing::have_avx512;
 
 std::vector<unsigned char> quantized(DType t, int64_t rows, int64_t cols, uint32_t seed) {
   const std::vector<float> wf = randn(static_cast<size_t>(rows * cols), seed);

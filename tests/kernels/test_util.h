@@ -9,6 +9,13 @@
 
 namespace tandem::kernels::testing {
 
+// True when this CPU runs the AVX-512 kernels.
+inline bool have_avx512() {
+  for (CpuPath p : available_cpu_paths())
+    if (p == CpuPath::kAvx512) return true;
+  return false;
+}
+
 inline std::vector<float> randn(size_t n, uint32_t seed, float sigma = 1.0f) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> d(0.0f, sigma);

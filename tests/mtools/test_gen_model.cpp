@@ -18,7 +18,7 @@
 namespace tandem::model {
 namespace {
 
-const std::string kModels = std::string(TANDEM_FIXTURES) + "/models/";
+using mtools_test::kModels;
 
 std::unique_ptr<gguf::File> gen(const mtools_test::TempDir& dir, const std::string& name, GenModelOptions o) {
   o.preset = o.preset.empty() ? "tiny" : o.preset;

@@ -17,7 +17,7 @@
 namespace tandem::model {
 namespace {
 
-const std::string kModels = std::string(TANDEM_FIXTURES) + "/models/";
+using mtools_test::kModels;
 
 std::vector<float> dequant(const gguf::TensorInfo& t) {
   std::vector<float> out(static_cast<size_t>(t.n_elements()));

@@ -10,6 +10,9 @@
 
 namespace tandem::mtools_test {
 
+// The fixture models' folder, with its trailing slash.
+inline const std::string kModels = std::string(TANDEM_FIXTURES) + "/models/";
+
 class TempDir {
  public:
   TempDir() {

@@ -17,6 +17,9 @@
 
 namespace tandem::reltest {
 
+// The built `tandem` executable under test (set by CMake).
+inline const std::string kExe = TANDEM_EXE;
+
 struct ProcResult {
   bool exited = false;  // normal exit (code valid)
   int code = -1;

@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 using tandem::reltest::BadFiles;
 using tandem::reltest::ProcResult;
 const fs::path kFix = TANDEM_FIXTURES;
-const std::string kExe = TANDEM_EXE;
+using tandem::reltest::kExe;
 const fs::path kGood = kFix / "models" / "stories260K.gguf";  // real weights, llama, tok512
 const fs::path kBase = kFix / "models" / "tiny-llama.gguf";   // the file bad models are crafted from
 

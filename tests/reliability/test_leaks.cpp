@@ -21,7 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using tandem::reltest::ProcResult;
-const std::string kExe = TANDEM_EXE;
+using tandem::reltest::kExe;
 const std::string kModel = std::string(TANDEM_SOURCE_DIR) + "/models/tiny-hybrid-stories.gguf";
 
 #ifdef TANDEM_REL_ASAN

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../server/server_test_util.h"
+#include "proc.h"
 #include "serve_child.h"
 
 namespace {
@@ -37,7 +38,7 @@ using tandem::test::metrics_text;
 using tandem::test::post_json;
 using tandem::test::post_sse;
 using Clock = std::chrono::steady_clock;
-const std::string kExe = TANDEM_EXE;
+using tandem::reltest::kExe;
 const std::string kTiny = std::string(TANDEM_FIXTURES) + "/models/tiny-granitehybrid.gguf";
 
 double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }

@@ -17,6 +17,9 @@ namespace tandem::clitest {
 
 namespace fs = std::filesystem;
 
+// The shared fixtures folder.
+inline const fs::path kFix = TANDEM_FIXTURES;
+
 inline std::string threads() {
   const char* e = std::getenv("TANDEM_TEST_THREADS");
   return e ? e : "2";

@@ -16,8 +16,7 @@
 
 namespace {
 
-using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs
-const fs::path kFix = TANDEM_FIXTURES;
+using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs, kFix
 
 std::string read(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

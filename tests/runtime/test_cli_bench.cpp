@@ -18,8 +18,7 @@
 
 namespace {
 
-using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs
-const fs::path kFix = TANDEM_FIXTURES;
+using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs, kFix
 const fs::path kHybrid = kFix / "models" / "tiny-hybrid-stories.gguf";
 const fs::path kStories = kFix / "models" / "stories260K.gguf";
 

@@ -20,8 +20,7 @@
 
 namespace {
 
-using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs
-const fs::path kFix = TANDEM_FIXTURES;
+using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs, kFix
 constexpr int kReply = 12;  // -n: tokens per reply
 constexpr int kCtx = 512;
 

@@ -10,8 +10,7 @@
 
 namespace {
 
-using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs
-const fs::path kFix = TANDEM_FIXTURES;
+using namespace tandem::clitest;  // Out, tandem_cli, q, threads, expect_one_error_line, fs, kFix
 
 std::string model(const std::string& name) { return q(kFix / "models" / (name + ".gguf")); }
 

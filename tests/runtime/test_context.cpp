@@ -18,33 +18,24 @@
 #include <vector>
 
 #include "runtime/replay.h"
+#include "runtime_test_util.h"
 #include "tandem/tandem.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-// Worker threads (TANDEM_TEST_THREADS overrides; 2 = the CI machine's cores).
-int test_threads() {
-  const char* e = std::getenv("TANDEM_TEST_THREADS");
-  return e ? std::atoi(e) : 2;
-}
+using tandem::rttest::test_threads;
 constexpr double kTol = 1e-5;
 
-using Tokens = std::vector<int32_t>;
+using tandem::rttest::Tokens;
 using Rows = std::vector<std::vector<float>>;
 
-// Prompts of the golden manifests (ids the reference tokenizer produced).
-const Tokens kP0 = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
-const Tokens kP1 = {1, 291, 280, 294, 262, 294, 353, 265, 284, 294, 269, 278, 347, 355, 261, 413, 265, 370, 352, 266, 268, 388};
-const Tokens kP2 = {1, 385, 328, 432, 261, 268, 414, 422, 263, 377, 267, 265, 282, 295, 433};
-const Tokens kP3 = {1, 274, 287, 269, 301, 425, 411, 382, 276, 329, 356, 374, 419, 426, 342, 397};
-
-std::unique_ptr<tandem::Model> load(const std::string& name) {
-  const fs::path p = fs::path(TANDEM_FIXTURES) / "models" / (name + ".gguf");
-  auto m = tandem::Model::load(p.string());
-  EXPECT_TRUE(m.ok()) << p << ": " << m.error();
-  return m.ok() ? std::move(m).value() : nullptr;
-}
+// Prompts of the golden manifests.
+using tandem::rttest::kP0;
+using tandem::rttest::kP1;
+using tandem::rttest::kP2;
+using tandem::rttest::kP3;
+using tandem::rttest::load;
 
 std::unique_ptr<tandem::Context> make_ctx(const tandem::Model& m, int n_seq = 1, int n_ubatch = 512,
                                           int snapshot_slots = 0, bool auto_snap = false) {

@@ -10,16 +10,13 @@
 #include <string>
 
 #include "runtime/replay.h"
+#include "runtime_test_util.h"
 #include "tandem/tandem.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-// Worker threads (TANDEM_TEST_THREADS overrides; 2 = the CI machine's cores).
-int test_threads() {
-  const char* e = std::getenv("TANDEM_TEST_THREADS");
-  return e ? std::atoi(e) : 2;
-}
+using tandem::rttest::test_threads;
 const fs::path kFixtures = TANDEM_FIXTURES;
 
 struct Golden {

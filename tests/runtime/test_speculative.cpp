@@ -18,33 +18,22 @@
 #include "gguf/gguf.h"
 #include "gguf/writer.h"
 #include "runtime/speculative.h"
+#include "runtime_test_util.h"
 #include "tandem/tandem.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using Tokens = std::vector<int32_t>;
+using tandem::rttest::Tokens;
 using tandem::runtime::ModelDrafter;
 using tandem::runtime::NgramDrafter;
 using tandem::runtime::SpeculativeDecoder;
 
-int test_threads() {
-  const char* e = std::getenv("TANDEM_TEST_THREADS");
-  return e ? std::atoi(e) : 2;
-}
+using tandem::rttest::kP1;  // golden prompt 1 of the fixture manifests (22 tokens)
+using tandem::rttest::load;
+using tandem::rttest::test_threads;
 
-// Golden prompt 1 of the fixture manifests (22 tokens).
-const Tokens kP1 = {1, 291, 280, 294, 262, 294, 353, 265, 284, 294, 269, 278, 347, 355, 261, 413, 265, 370, 352, 266, 268, 388};
-
-std::string fixture(const std::string& name) { return (fs::path(TANDEM_FIXTURES) / "models" / (name + ".gguf")).string(); }
-
-std::unique_ptr<tandem::Model> load(const std::string& name) {
-  auto m = tandem::Model::load(fixture(name));
-  EXPECT_TRUE(m.ok()) << name << ": " << m.error();
-  return m.ok() ? std::move(m).value() : nullptr;
-}
-
-std::unique_ptr<tandem::Context> make_ctx(const tandem::Model& m, int snapshot_slots, bool auto_snap = false,
+std::unique_ptr<tandem::Context> make_spec_ctx(const tandem::Model& m, int snapshot_slots, bool auto_snap = false,
                                           int n_ctx = 256) {
   tandem::ContextOptions o;
   o.n_ctx = n_ctx;
@@ -72,7 +61,7 @@ TEST(TruncationCost, ReplaysFromTheNewestSnapshotBeforeTheCut) {
     SCOPED_TRACE(name);
     auto m = load(name);
     ASSERT_TRUE(m);
-    auto c = make_ctx(*m, 4);
+    auto c = make_spec_ctx(*m, 4);
     ASSERT_TRUE(c);
     decode(*c, slice(kP1, 0, 6), 0);  // positions 0..5
     auto s1 = c->snapshot(0);         // S = 5
@@ -106,7 +95,7 @@ TEST(TruncationCost, ReplaysFromTheNewestSnapshotBeforeTheCut) {
 TEST(TruncationCost, AttentionOnlyDropsCellsWithoutReplay) {
   auto m = load("tiny-llama");
   ASSERT_TRUE(m);
-  auto c = make_ctx(*m, 0);
+  auto c = make_spec_ctx(*m, 0);
   decode(*c, kP1, 0);
   ASSERT_TRUE(c->seq_rm(0, 7, -1).ok());
   EXPECT_EQ(c->last_replayed_tokens(), 0);
@@ -117,7 +106,7 @@ TEST(TruncationCost, AttentionOnlyDropsCellsWithoutReplay) {
 TEST(TruncationCost, AutoSnapshotBoundsTheReplayByTheDecodeStride) {
   auto m = load("tiny-hybrid-stories");
   ASSERT_TRUE(m);
-  auto c = make_ctx(*m, 8, /*auto_snap=*/true);
+  auto c = make_spec_ctx(*m, 8, /*auto_snap=*/true);
   for (int p = 0; p < 22; p += 5) decode(*c, slice(kP1, p, std::min(22, p + 5)), p);  // snapshots at 4, 9, 14, 19, 21
   ASSERT_TRUE(c->seq_rm(0, 17, -1).ok());
   EXPECT_EQ(c->last_replayed_tokens(), 17 - (14 + 1));
@@ -131,7 +120,7 @@ TEST(TruncationCost, AutoSnapshotBoundsTheReplayByTheDecodeStride) {
 TEST(TruncationCost, DeferredCutReportsWhereToReplayFrom) {
   auto m = load("tiny-granitehybrid");
   ASSERT_TRUE(m);
-  auto c = make_ctx(*m, 2);
+  auto c = make_spec_ctx(*m, 2);
   decode(*c, slice(kP1, 0, 8), 0);
   ASSERT_TRUE(c->snapshot(0).ok());  // S = 7
   decode(*c, slice(kP1, 8, 22), 8);
@@ -146,7 +135,7 @@ TEST(TruncationCost, DeferredCutReportsWhereToReplayFrom) {
   for (int p = 8; p < 15; ++p) b.add(kP1[p], p, {0}, false);
   for (int i = 0; i < 2; ++i) b.add(next[i], 15 + i, {0}, true);
   ASSERT_TRUE(c->decode(b).ok());
-  auto fresh = make_ctx(*m, 0);
+  auto fresh = make_spec_ctx(*m, 0);
   Tokens all = slice(kP1, 0, 15);
   all.insert(all.end(), next.begin(), next.end());
   tandem::Batch fb;
@@ -195,7 +184,7 @@ TEST(SpeculativeVocab, SameVocabularyAcceptedOtherRefused) {
   EXPECT_TRUE(tandem::runtime::check_same_vocab(*hyb, *llama).ok());
 
   // A copy of tiny-llama whose token 300 has other bytes.
-  auto f = tandem::gguf::File::open(fixture("tiny-llama"));
+  auto f = tandem::gguf::File::open(tandem::rttest::model_path("tiny-llama"));
   ASSERT_TRUE(f.is_ok());
   tandem::gguf::Writer w;
   w.copy_metadata(**f);
@@ -234,7 +223,7 @@ tandem::SamplerOptions sampler_opts(float temp) {
 
 // The plain loop of `tandem run`: one token per decode call.
 Tokens plain(const tandem::Model& m, const Tokens& prompt, int n, float temp) {
-  auto c = make_ctx(m, 0);
+  auto c = make_spec_ctx(m, 0);
   tandem::Sampler s(sampler_opts(temp));
   for (int32_t t : prompt) s.accept(t);
   decode(*c, prompt, 0);
@@ -251,7 +240,7 @@ Tokens plain(const tandem::Model& m, const Tokens& prompt, int n, float temp) {
 
 Gen speculative(const tandem::Model& m, const Tokens& prompt, int n, float temp, tandem::runtime::Drafter* d,
                 int k) {
-  auto c = make_ctx(m, 2);
+  auto c = make_spec_ctx(m, 2);
   tandem::Sampler s(sampler_opts(temp));
   for (int32_t t : prompt) s.accept(t);
   SpeculativeDecoder dec(*c, 0, d, {.draft_max = k});
@@ -332,7 +321,7 @@ TEST(Speculative, SmallerDraftModelEqualsPlainDecoding) {
 TEST(Speculative, RecurrentTargetNeedsSnapshotSlots) {
   auto m = load("tiny-mamba2");
   ASSERT_TRUE(m);
-  auto c = make_ctx(*m, 0);
+  auto c = make_spec_ctx(*m, 0);
   NgramDrafter d(2, 1);
   SpeculativeDecoder dec(*c, 0, &d, {.draft_max = 4});
   const Tokens p = {1, 5, 6, 5, 6, 5};

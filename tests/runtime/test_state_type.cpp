@@ -11,25 +11,21 @@
 #include <vector>
 
 #include "runtime/replay.h"
+#include "runtime_test_util.h"
 #include "tandem/tandem.h"
 
 namespace {
 namespace fs = std::filesystem;
 
-using Tokens = std::vector<int32_t>;
+using tandem::rttest::Tokens;
 using Row = std::vector<float>;
 
 // A golden-manifest prompt (ids of the reference tokenizer).
 const Tokens kPrompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426};
 
-std::unique_ptr<tandem::Model> load(const std::string& name) {
-  const fs::path p = fs::path(TANDEM_FIXTURES) / "models" / (name + ".gguf");
-  auto m = tandem::Model::load(p.string());
-  EXPECT_TRUE(m.ok()) << p << ": " << m.error();
-  return m.ok() ? std::move(m).value() : nullptr;
-}
+using tandem::rttest::load;
 
-std::unique_ptr<tandem::Context> make_ctx(const tandem::Model& m, tandem::StateType st, int snapshots = 0) {
+std::unique_ptr<tandem::Context> make_typed_ctx(const tandem::Model& m, tandem::StateType st, int snapshots = 0) {
   tandem::ContextOptions o;
   o.n_ctx = 128;
   o.n_seq_max = 2;
@@ -67,8 +63,8 @@ class StateTypeModel : public ::testing::TestWithParam<const char*> {
 };
 
 TEST_P(StateTypeModel, Bf16StateTakesHalfTheBytes) {
-  auto f = make_ctx(*model_, tandem::StateType::kF32, 2);
-  auto b = make_ctx(*model_, tandem::StateType::kBF16, 2);
+  auto f = make_typed_ctx(*model_, tandem::StateType::kF32, 2);
+  auto b = make_typed_ctx(*model_, tandem::StateType::kBF16, 2);
   ASSERT_TRUE(f && b);
   ASSERT_GT(f->state_bytes(), 0u);
   EXPECT_EQ(b->state_bytes() * 2, f->state_bytes());
@@ -88,8 +84,8 @@ TEST_P(StateTypeModel, Bf16StateTakesHalfTheBytes) {
 // (normalised residual layers, gain of order one) gives a relative logit error
 // ||l_bf16 - l_f32|| / ||l_f32|| <= n 2^-9, i.e. NMSE <= (n 2^-9)^2.
 TEST_P(StateTypeModel, LogitsStayWithinTheBf16RoundingBound) {
-  auto f = make_ctx(*model_, tandem::StateType::kF32);
-  auto b = make_ctx(*model_, tandem::StateType::kBF16);
+  auto f = make_typed_ctx(*model_, tandem::StateType::kF32);
+  auto b = make_typed_ctx(*model_, tandem::StateType::kBF16);
   ASSERT_TRUE(f && b);
   double worst = 0;
   for (size_t i = 0; i < kPrompt.size(); ++i) {
@@ -114,7 +110,7 @@ TEST_P(StateTypeModel, GreedyGenerationMostlyAgrees) {
   constexpr int kGen = 24;
   Tokens gen[2];
   for (int k = 0; k < 2; ++k) {
-    auto c = make_ctx(*model_, k ? tandem::StateType::kBF16 : tandem::StateType::kF32);
+    auto c = make_typed_ctx(*model_, k ? tandem::StateType::kBF16 : tandem::StateType::kF32);
     ASSERT_TRUE(c);
     Row l = run(*c, kPrompt, 0);
     for (int t = 0; t < kGen; ++t) {
@@ -134,7 +130,7 @@ TEST_P(StateTypeModel, GreedyGenerationMostlyAgrees) {
 // Save -> load into a fresh bf16 context is the identity: the next logits are
 // bit-identical (the file holds the bf16 bits, no re-rounding).
 TEST_P(StateTypeModel, SaveLoadRoundTripIsExact) {
-  auto a = make_ctx(*model_, tandem::StateType::kBF16, 2);
+  auto a = make_typed_ctx(*model_, tandem::StateType::kBF16, 2);
   ASSERT_TRUE(a);
   run(*a, slice(kPrompt, 0, 8), 0);
   ASSERT_TRUE(a->snapshot(0).ok());
@@ -143,7 +139,7 @@ TEST_P(StateTypeModel, SaveLoadRoundTripIsExact) {
   ASSERT_TRUE(a->save(path).ok());
   const Row want = run(*a, {kPrompt[12]}, 12);
 
-  auto b = make_ctx(*model_, tandem::StateType::kBF16, 2);
+  auto b = make_typed_ctx(*model_, tandem::StateType::kBF16, 2);
   auto st = b->load(path);
   ASSERT_TRUE(st.ok()) << st.message();
   EXPECT_EQ(run(*b, {kPrompt[12]}, 12), want);
@@ -153,14 +149,14 @@ TEST_P(StateTypeModel, SaveLoadRoundTripIsExact) {
 // A file written with f32 state cannot be loaded into a bf16 context (nor the
 // reverse): clear error, context unchanged.
 TEST_P(StateTypeModel, LoadingTheOtherStateTypeFailsCleanly) {
-  auto f = make_ctx(*model_, tandem::StateType::kF32);
+  auto f = make_typed_ctx(*model_, tandem::StateType::kF32);
   ASSERT_TRUE(f);
   run(*f, slice(kPrompt, 0, 10), 0);
   const std::string path = tmp_path(std::string(GetParam()) + ".f32");
   ASSERT_TRUE(f->save(path).ok());
 
-  auto b = make_ctx(*model_, tandem::StateType::kBF16);
-  auto twin = make_ctx(*model_, tandem::StateType::kBF16);
+  auto b = make_typed_ctx(*model_, tandem::StateType::kBF16);
+  auto twin = make_typed_ctx(*model_, tandem::StateType::kBF16);
   ASSERT_TRUE(b && twin);
   run(*b, slice(kPrompt, 0, 6), 0);
   run(*twin, slice(kPrompt, 0, 6), 0);
@@ -182,8 +178,8 @@ TEST_P(StateTypeModel, LoadingTheOtherStateTypeFailsCleanly) {
 // decoded the same calls directly, bit for bit (rounding happens at the same
 // micro-batch boundaries).
 TEST_P(StateTypeModel, SnapshotRestoreAndSuffixRemovalAreExact) {
-  auto a = make_ctx(*model_, tandem::StateType::kBF16, 2);
-  auto d = make_ctx(*model_, tandem::StateType::kBF16);
+  auto a = make_typed_ctx(*model_, tandem::StateType::kBF16, 2);
+  auto d = make_typed_ctx(*model_, tandem::StateType::kBF16);
   ASSERT_TRUE(a && d);
   run(*a, slice(kPrompt, 0, 8), 0);
   auto id = a->snapshot(0);
