@@ -33,8 +33,8 @@ using tandem::rttest::kP1;  // golden prompt 1 of the fixture manifests (22 toke
 using tandem::rttest::load;
 using tandem::rttest::test_threads;
 
-std::unique_ptr<tandem::Context> make_spec_ctx(const tandem::Model& m, int snapshot_slots, bool auto_snap = false,
-                                          int n_ctx = 256) {
+std::unique_ptr<tandem::Context> make_spec_ctx(const tandem::Model& m, int snapshot_slots,
+                                               bool auto_snap = false, int n_ctx = 256) {
   tandem::ContextOptions o;
   o.n_ctx = n_ctx;
   o.n_threads = test_threads();

@@ -25,7 +25,8 @@ const Tokens kPrompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315
 
 using tandem::rttest::load;
 
-std::unique_ptr<tandem::Context> make_typed_ctx(const tandem::Model& m, tandem::StateType st, int snapshots = 0) {
+std::unique_ptr<tandem::Context> make_typed_ctx(const tandem::Model& m, tandem::StateType st,
+                                                int snapshots = 0) {
   tandem::ContextOptions o;
   o.n_ctx = 128;
   o.n_seq_max = 2;
