@@ -30,14 +30,20 @@ function(tandem_library name)
   tandem_warnings(${name})
 endfunction()
 
-# tandem_test(name SOURCES... DEPS ...): a GoogleTest program registered with CTest,
-# one per tests/<area> (one link and one test listing per area, not per file).
+# tandem_test(name [RUNS_TANDEM] SOURCES... DEPS ...): a GoogleTest program registered
+# with CTest, one per tests/<area> (one link and one test listing per area, not per
+# file). RUNS_TANDEM: its tests run the built `tandem` executable, whose path they
+# get as TANDEM_EXE; it is built first.
 function(tandem_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "RUNS_TANDEM" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE TANDEM_FIXTURES="${TANDEM_FIXTURES}"
                                             TANDEM_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  if(ARG_RUNS_TANDEM)
+    target_compile_definitions(${name} PRIVATE TANDEM_EXE="$<TARGET_FILE:tandem>")
+    add_dependencies(${name} tandem)
+  endif()
   tandem_warnings(${name})
   # -O0 in every build: a test program's own code is assertions, setup and
   # small reference loops, and gtest's macros make -O1 code generation its

@@ -16,7 +16,7 @@ const std::string kFixtures = TANDEM_FIXTURES;
 
 using CliRun = tandem::clitest::Out;
 
-CliRun run_inspect(const std::string& args) { return tandem::clitest::run_exe(TANDEM_BIN, "inspect " + args); }
+CliRun run_inspect(const std::string& args) { return tandem::clitest::run_exe(TANDEM_EXE, "inspect " + args); }
 
 TEST(InspectCli, TextListsMetadataTensorsAndCounts) {
   CliRun r = run_inspect(kFixtures + "/models/tiny-granitehybrid.gguf");

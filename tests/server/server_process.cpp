@@ -21,7 +21,7 @@ ServerProcess::ServerProcess(std::vector<std::string> args, double ready_timeout
     error_ = "pipe failed";
     return;
   }
-  std::vector<std::string> full = {TANDEM_BIN, "serve", "--host", "127.0.0.1", "--port", "0"};
+  std::vector<std::string> full = {TANDEM_EXE, "serve", "--host", "127.0.0.1", "--port", "0"};
   full.insert(full.end(), args.begin(), args.end());
   pid_ = fork();
   if (pid_ == 0) {
