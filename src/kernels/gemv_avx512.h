@@ -31,4 +31,19 @@ void with_cols(int n_cols, F&& fn) {
   static_assert(kGemvMaxCols == 8);
 }
 
+// Software prefetch for the K-quant decode GEMVs, which read their rows
+// front to back, block after block. Per block of kBlockBytes, the lines
+// kPrefetchAhead bytes further on are requested (a thread's range is
+// contiguous, so that is a later block of this row or of the next rows; past
+// the range's end it is only a wasted request). The hardware prefetchers
+// alone kept too few lines in flight: 350m Q4_K_M tg128 rose 4-20 % with it
+// (4 KB / 8 KB / 16 KB ahead alike; 1 KB not), docs/benchmarks.md session 10.
+constexpr int kPrefetchAhead = 8192;
+
+template <int kBlockBytes>
+TANDEM_TARGET_AVX512 inline void prefetch_ahead(const void* block) {
+  const char* p = static_cast<const char*>(block) + kPrefetchAhead;
+  for (int o = 0; o < kBlockBytes; o += 64) _mm_prefetch(p + o, _MM_HINT_T0);
+}
+
 }  // namespace tandem::kernels::gemv512

@@ -82,6 +82,7 @@ TANDEM_TGT void rows_q6(const GemmTask& t, const PackedActQ6& pa, int64_t r0, in
     for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K* xb = x + b;
+      gemv512::prefetch_ahead<sizeof(BlockQ6_K)>(xb);
       const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb->scales));
       const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);  // 16 scales as i16 (the bsum term)
       // 16 scales as i32 lanes holding the i16 scale in the low half and 0 in the high one
