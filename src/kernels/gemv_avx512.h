@@ -36,8 +36,9 @@ void with_cols(int n_cols, F&& fn) {
 // kPrefetchAhead bytes further on are requested (a thread's range is
 // contiguous, so that is a later block of this row or of the next rows; past
 // the range's end it is only a wasted request). The hardware prefetchers
-// alone kept too few lines in flight: 350m Q4_K_M tg128 rose 4-20 % with it
-// (4 KB / 8 KB / 16 KB ahead alike; 1 KB not), docs/benchmarks.md session 10.
+// alone kept too few lines in flight: 350m Q4_K_M tg128 rose 3-23 % with it
+// (median 7 %; 4 KB / 8 KB / 16 KB ahead alike, 1 KB not; docs/benchmarks.md,
+// session 10).
 constexpr int kPrefetchAhead = 8192;
 
 template <int kBlockBytes>

@@ -11,8 +11,8 @@ namespace tandem {
 namespace {
 
 // Independent truth: the compiler's own _Float16 conversions (round to nearest
-// even), or, under clang before 15 (no _Float16 on plain x86-64; the sanitizer
-// and fuzz builds use clang-14), the F16C instructions, which round the same way.
+// even), or, under clang before 15 (no _Float16 on plain x86-64; the tests
+// built with the fuzzers' clang-14), the F16C instructions, which round the same way.
 #if defined(__clang__) && __clang_major__ < 15
 __attribute__((target("f16c"))) float ref_half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 __attribute__((target("f16c"))) uint16_t ref_float_to_half(float f) {
