@@ -116,6 +116,4 @@ GemmRowsFn gemm_rows_avx2(DType w) {
   }
 }
 
-QuantActFn quant_act_avx2(DType) { return nullptr; }
-
 }  // namespace tandem::kernels

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "kernels/gemm_internal.h"
-#include "kernels/gemm_tiled.h"
 #include "kernels/hsum.h"
 #include "kernels/k4_scales.h"
 #include "kernels/quant_blocks.h"
@@ -109,11 +108,5 @@ GemmRowsFn gemm_rows_avx512(DType w) {
     default: return avx512::quantized_kernel(w);
   }
 }
-
-// The tiled kernels' quantizers (Q8_0, Q8_K), byte for byte the scalar ones
-// (GemmTiled.ActivationQuantizersBitIdenticalToScalar). Before, every
-// non-tiled matmul quantized its columns with the scalar code: a K-quant
-// decode step spent ~2 % of its time there (perf, 350m Q4_K_M).
-QuantActFn quant_act_avx512(DType act) { return quant_act_tiled_avx512(act); }
 
 }  // namespace tandem::kernels

@@ -28,9 +28,5 @@ void gemm_rows_scalar(const GemmTask& t, int64_t r0, int64_t r1);
 // SIMD kernels; nullptr when the path has no kernel for that type.
 GemmRowsFn gemm_rows_avx2(DType w);
 GemmRowsFn gemm_rows_avx512(DType w);
-// SIMD activation quantizers, bit-identical to quantize_act_row_scalar;
-// nullptr when the path does not provide one for `act`.
-QuantActFn quant_act_avx2(DType act);
-QuantActFn quant_act_avx512(DType act);
 
 }  // namespace tandem::kernels
